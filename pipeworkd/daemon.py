@@ -1,0 +1,303 @@
+"""Run modes: manual, batch, daemon (and both, all).
+
+The batch pass and the event stream are joined without a gap: the stream is
+read from the instant the batch pass started, and a container is configured
+once per start (keyed on its ID and State.StartedAt), whichever saw it first.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Callable, Dict, List, Mapping, Optional, Sequence
+
+from docker.errors import DockerException
+from requests.exceptions import RequestException
+
+from . import firewall
+from . import netlink as nl
+from .attach import AttachResult, Target, attach
+from .clientconfig import (
+    ClientCommand, client_commands, command_variables, key_matches, parse_env,
+)
+from .config import Settings
+from .docker_adapter import ContainerInfo, DockerAdapter
+from .errors import ContainerError, DockerUnavailable, PipeworkError
+from .log import fields
+from .notify import notify
+from .spec import parse, refuse_unsupported
+
+LOG = logging.getLogger(__name__)
+
+RECONNECT_DELAYS = (0.5, 1, 2, 5, 10, 30)
+
+
+def run_attach(argv: Sequence[str], docker: DockerAdapter, proc_root: str,
+               known: Optional[ContainerInfo] = None) -> tuple:
+    """Parse and run one pipework command; return (container info, result)."""
+    spec = refuse_unsupported(parse(list(argv)))
+    if known is not None and _refers_to(spec.guest, known):
+        info = known
+    else:
+        info = docker.running_target(spec.guest)
+    result = attach(spec, Target(id=info.id, name=info.name, pid=info.pid), proc_root)
+    return info, result
+
+
+def _refers_to(ref: str, info: ContainerInfo) -> bool:
+    return ref in (info.name, info.id) or (len(ref) >= 12 and info.id.startswith(ref))
+
+
+def matches_filters(info: ContainerInfo, filters: Mapping[str, Sequence[str]]) -> bool:
+    """event_filters applied to the batch pass the way Docker applies them to events."""
+    checks = {
+        "image": lambda value: info.image == value or info.image.split(":")[0] == value,
+        "container": lambda value: value in (info.name, info.id) or info.id.startswith(value),
+        "label": lambda value: _has_label(info, value),
+    }
+    return all(any(checks[key](value) for value in values) for key, values in filters.items())
+
+
+def _has_label(info: ContainerInfo, wanted: str) -> bool:
+    name, sep, value = wanted.partition("=")
+    labels = dict(info.labels)
+    return name in labels and (not sep or labels[name] == value)
+
+
+class Daemon:
+    def __init__(self, settings: Settings, docker: DockerAdapter) -> None:
+        self.settings = settings
+        self.docker = docker
+        self.pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="attach")
+        self.applied: Dict[str, str] = {}
+        self.locks: Dict[str, threading.Lock] = {}
+        self.guard = threading.Lock()
+        self.stopping = threading.Event()
+        self.stream = None
+        self.counts = {"attached": 0, "failed": 0}
+
+    # --- manual ---
+
+    def run_manual(self, argv: Sequence[str], environ: Mapping[str, str]) -> int:
+        commands: List[tuple] = []
+        if argv:
+            commands.append(("command line", list(argv)))
+        for name in command_variables(environ):
+            commands.append((name, environ[name]))
+        if not commands:
+            LOG.error("manual mode: no pipework arguments given and no *pipework_cmd* variable set")
+            return 2
+        status = 0
+        for origin, command in commands:
+            try:
+                parsed = parse(command)
+                info, result = run_attach(parsed.argv, self.docker, self.settings.proc_root)
+                self._log_result(info, origin, parsed.argv, result, 0.0)
+            except PipeworkError as exc:
+                LOG.error("manual %s: %s", origin, exc)
+                status = status or exc.exit_code
+        return status
+
+    # --- batch ---
+
+    def run_batch(self) -> None:
+        started = time.monotonic()
+        ids = self.docker.running_ids()
+        futures = [self.pool.submit(self.process_container, cid, "batch") for cid in ids]
+        wait(futures)
+        LOG.info("batch pass: %d running containers looked at in %.0f ms", len(ids),
+                 (time.monotonic() - started) * 1000)
+
+    # --- daemon ---
+
+    def follow_events(self, since: float) -> None:
+        until = time.time() + self.settings.up_time if self.settings.up_time else None
+        last = since
+        failures = 0
+        while not self.stopping.is_set():
+            try:
+                self.stream = self.docker.events(last, until, self.settings.event_filters)
+                if failures:
+                    LOG.info("Docker events: reconnected; reconciling")
+                    self.run_batch()
+                failures = 0
+                for event in self.stream:
+                    last = max(last, event.get("timeNano", 0) / 1e9 or event.get("time", last))
+                    self.dispatch(event)
+                if until is not None and time.time() >= until:
+                    LOG.info("up_time reached: stopping")
+                    return
+                raise DockerUnavailable("the event stream ended")
+            except (DockerException, RequestException, DockerUnavailable, OSError) as exc:
+                if self.stopping.is_set():
+                    return
+                delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
+                failures += 1
+                LOG.warning("Docker events: %s; reconnecting in %s s", " ".join(str(exc).split()), delay)
+                self.stopping.wait(delay)
+
+    def dispatch(self, event: dict) -> None:
+        action = (event.get("Action") or event.get("status") or "").split(":")[0]
+        cid = (event.get("Actor") or {}).get("ID") or event.get("id")
+        if not cid:
+            return
+        if action == "start":
+            self.pool.submit(self.process_container, cid, "start")
+        elif action == "die":
+            self.pool.submit(self.on_die, cid)
+        elif action == "destroy":
+            with self.guard:
+                self.locks.pop(cid, None)
+                self.applied.pop(cid, None)
+
+    def on_die(self, cid: str) -> None:
+        with self._lock_for(cid):
+            self.applied.pop(cid, None)
+        self.housekeeping()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.stream is not None:
+            self.docker.close_events(self.stream)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+    # --- per container ---
+
+    def _lock_for(self, cid: str) -> threading.Lock:
+        with self.guard:
+            return self.locks.setdefault(cid, threading.Lock())
+
+    def process_container(self, cid: str, reason: str) -> None:
+        try:
+            with self._lock_for(cid):
+                self._process_locked(cid, reason)
+        except Exception:  # a bug must not stop the other containers
+            LOG.exception("container %s: unexpected error", cid[:12])
+
+    def _process_locked(self, cid: str, reason: str) -> None:
+        try:
+            info = self.docker.inspect(cid)
+        except ContainerError as exc:
+            LOG.debug("container %s: %s", cid[:12], exc)
+            return
+        if not info.running or self.applied.get(cid) == info.started_at:
+            return
+        self.applied[cid] = info.started_at
+        variables = parse_env(info.env)
+        if not command_variables(variables):
+            return
+        if not matches_filters(info, self.settings.event_filters):
+            return
+        if not key_matches(variables, self.settings.key):
+            LOG.warning("container %s (%s): skipped, its pipework_key does not match the key",
+                        info.name, info.short_id,
+                        extra=fields(container_name=info.name, container_id=info.short_id,
+                                     pipework_event="skipped"))
+            return
+        for command in client_commands(info.facts()):
+            self._run_client_command(info, command, reason)
+
+    def _run_client_command(self, info: ContainerInfo, command: ClientCommand, reason: str) -> None:
+        attempts = 2 if self.settings.retry_delay > 0 else 1
+        for attempt in range(attempts):
+            if attempt:
+                self.stopping.wait(self.settings.retry_delay)
+            started = time.monotonic()
+            try:
+                if command.error:
+                    raise PipeworkError(command.error)
+                _, result = run_attach(command.argv, self.docker, self.settings.proc_root, known=info)
+            except PipeworkError as exc:
+                self._log_failure(info, command, exc, time.monotonic() - started, attempt + 1 < attempts)
+                continue
+            self._log_result(info, command.variable, command.argv, result, time.monotonic() - started)
+            break
+        if self.settings.inter_delay:
+            self.stopping.wait(self.settings.inter_delay)
+
+    # --- logging ---
+
+    def _log_result(self, info: ContainerInfo, origin: str, argv: Sequence[str],
+                    result: AttachResult, seconds: float) -> None:
+        with self.guard:
+            self.counts["attached"] += 1
+        text = " ".join(argv)
+        LOG.info("container %s (%s): %s: '%s': %s in %.1f ms", info.name, info.short_id, origin, text,
+                 result.summary(), seconds * 1000,
+                 extra=fields(container_name=info.name, container_id=info.short_id,
+                              container_id_full=info.id, pipework_cmd=text, pipework_variable=origin,
+                              pipework_event="already-attached" if result.already_attached else "attached",
+                              pipework_ifname=result.container_ifname,
+                              pipework_host_ifname=result.host_ifname, pipework_link_kind=result.kind,
+                              pipework_address=result.address, pipework_duration_ms=f"{seconds * 1000:.1f}"))
+
+    def _log_failure(self, info: ContainerInfo, command: ClientCommand, exc: PipeworkError,
+                     seconds: float, will_retry: bool) -> None:
+        with self.guard:
+            self.counts["failed"] += 1
+        text = " ".join(command.argv) or command.raw
+        retry = f"; retrying in {self.settings.retry_delay:g} s" if will_retry else ""
+        LOG.error("container %s (%s): %s: '%s': failed in %.1f ms: %s%s", info.name, info.short_id,
+                  command.variable, text, seconds * 1000, exc, retry,
+                  extra=fields(container_name=info.name, container_id=info.short_id,
+                               container_id_full=info.id, pipework_cmd=text,
+                               pipework_variable=command.variable, pipework_event="failed",
+                               pipework_duration_ms=f"{seconds * 1000:.1f}"))
+
+    # --- housekeeping ---
+
+    def housekeeping(self) -> None:
+        """Drop firewall rules whose bridge is gone."""
+        if not firewall.available():
+            return
+        try:
+            with nl.host_iproute() as ipr:
+                names = [link.name for link in nl.links(ipr)]
+            for name in firewall.remove_rules_of_missing_bridges(names):
+                LOG.info("bridge %s is gone: its firewall rule was removed", name)
+        except (firewall.FirewallError, OSError) as exc:
+            LOG.warning("housekeeping: %s", exc)
+
+    def start_housekeeping_timer(self) -> threading.Thread:
+        def loop() -> None:
+            while not self.stopping.wait(self.settings.housekeeping_interval):
+                self.housekeeping()
+
+        thread = threading.Thread(target=loop, name="housekeeping", daemon=True)
+        thread.start()
+        return thread
+
+
+def run(settings: Settings, manual_argv: Sequence[str], environ: Mapping[str, str],
+        docker_factory: Callable[[], DockerAdapter] = DockerAdapter) -> int:
+    """Run the configured modes in order; return the process exit status."""
+    if settings.sleep:
+        time.sleep(settings.sleep)
+    docker = docker_factory()
+    daemon = Daemon(settings, docker)
+    status = 0
+    try:
+        if "manual" in settings.run_modes:
+            status = daemon.run_manual(manual_argv, environ)
+        if "batch" in settings.run_modes or "daemon" in settings.run_modes:
+            since = time.time()
+            daemon.housekeeping()
+            if "batch" in settings.run_modes:
+                daemon.run_batch()
+            notify(f"READY=1\nSTATUS=batch done: {daemon.counts['attached']} attached, "
+                   f"{daemon.counts['failed']} failed")
+            LOG.info("ready: %s", ", ".join(settings.run_modes), extra=fields(pipework_event="ready"))
+            if "daemon" in settings.run_modes:
+                daemon.start_housekeeping_timer()
+                daemon.follow_events(since)
+    finally:
+        notify("STOPPING=1")
+        daemon.stop()
+        daemon.close()
+        docker.close()
+    return status

@@ -1,0 +1,45 @@
+"""Logging: journald with structured fields when its socket exists, else stderr."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Optional
+
+JOURNAL_SOCKET = "/run/systemd/journal/socket"
+IDENTIFIER = "pipeworkd"
+
+
+STDERR_FORMAT = "%(asctime)s %(name)s %(levelname)s: %(message)s"
+
+
+def journal_handler() -> Optional[logging.Handler]:
+    if not os.path.exists(JOURNAL_SOCKET):
+        return None
+    try:
+        from systemd.journal import JournalHandler
+    except ImportError:
+        return None
+    return JournalHandler(SYSLOG_IDENTIFIER=IDENTIFIER)
+
+
+def setup(debug: bool = False, journal: bool = True) -> None:
+    """Journald when asked for and its socket exists (PIPEWORKD_LOG_STDERR=1 forces stderr)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    use_journal = journal and not os.environ.get("PIPEWORKD_LOG_STDERR")
+    handler = journal_handler() if use_journal else None
+    if handler is None:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(STDERR_FORMAT))
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    for noisy in ("urllib3", "docker", "pyroute2"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def fields(**values) -> dict:
+    """Structured journal fields for `extra=`: upper-case names, string values."""
+    return {name.upper(): str(value) for name, value in values.items() if value is not None}

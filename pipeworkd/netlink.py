@@ -1,0 +1,285 @@
+"""Netlink backend on pyroute2: the only module that changes kernel state.
+
+Runs on pyroute2 0.7.2 (Debian bookworm) and 0.9.x. Shared code reads
+attributes with get_attr(), which behaves the same on both.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterator, List, Optional, Tuple
+
+from pyroute2 import IPRoute, NetNS
+from pyroute2.netlink.exceptions import NetlinkError
+
+LOG = logging.getLogger(__name__)
+
+IFF_UP = 0x1
+ARPHRD_INFINIBAND = 32
+RT_SCOPE_LINK = 253
+RT_TABLE_MAIN = 254
+OWNER_ALIAS = "pipeworkd"
+
+
+class NamespaceGone(Exception):
+    """The container's network namespace no longer exists."""
+
+
+@dataclass(frozen=True)
+class LinkInfo:
+    index: int
+    name: str
+    kind: str
+    mtu: int
+    up: bool
+    mac: str
+    master: Optional[int]
+    alias: str
+    link_type: int
+    link: Optional[int]
+
+
+def link_info(msg) -> LinkInfo:
+    linkinfo = msg.get_attr("IFLA_LINKINFO")
+    kind = linkinfo.get_attr("IFLA_INFO_KIND") if linkinfo is not None else None
+    return LinkInfo(
+        index=msg["index"],
+        name=msg.get_attr("IFLA_IFNAME"),
+        kind=kind or "",
+        mtu=msg.get_attr("IFLA_MTU") or 0,
+        up=bool(msg["flags"] & IFF_UP),
+        mac=(msg.get_attr("IFLA_ADDRESS") or "").lower(),
+        master=msg.get_attr("IFLA_MASTER"),
+        alias=msg.get_attr("IFLA_IFALIAS") or "",
+        link_type=msg["ifi_type"],
+        link=msg.get_attr("IFLA_LINK"),
+    )
+
+
+class Netns:
+    """A held file descriptor on a container's network namespace.
+
+    The fd is opened once, so a PID that exits or is reused later cannot
+    redirect any step to another namespace.
+    """
+
+    def __init__(self, proc_root: str, pid: int) -> None:
+        path = os.path.join(proc_root, str(pid), "ns", "net")
+        try:
+            self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise NamespaceGone(f"process {pid} is gone") from None
+
+    @property
+    def path(self) -> str:
+        # Valid in forked helper processes too: they inherit the fd.
+        return f"/proc/{os.getpid()}/fd/{self.fd}"
+
+    def is_same_as_ours(self) -> bool:
+        ours = os.stat("/proc/self/ns/net")
+        theirs = os.fstat(self.fd)
+        return (ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino)
+
+    @contextmanager
+    def iproute(self) -> Iterator:
+        handle = NetNS(self.path, flags=0)
+        try:
+            yield handle
+        finally:
+            handle.close()
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def __enter__(self) -> "Netns":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+@contextmanager
+def host_iproute() -> Iterator[IPRoute]:
+    handle = IPRoute()
+    try:
+        yield handle
+    finally:
+        handle.close()
+
+
+class UndoStack:
+    """Undo actions for what an attach changed, replayed newest first on failure."""
+
+    def __init__(self) -> None:
+        self._actions: List[Tuple[str, Callable[[], None]]] = []
+
+    def push(self, description: str, action: Callable[[], None]) -> None:
+        self._actions.append((description, action))
+
+    def commit(self) -> None:
+        self._actions.clear()
+
+    def rollback(self) -> None:
+        while self._actions:
+            description, action = self._actions.pop()
+            try:
+                action()
+                LOG.debug("undone: %s", description)
+            except Exception as exc:  # keep undoing the rest
+                LOG.warning("could not undo %s: %s", description, exc)
+
+
+def find_link(ipr, name: str) -> Optional[LinkInfo]:
+    try:
+        return link_info(ipr.link("get", ifname=name)[0])
+    except NetlinkError as exc:
+        if exc.code == errno.ENODEV:
+            return None
+        raise
+
+
+def get_link(ipr, index: int) -> LinkInfo:
+    return link_info(ipr.link("get", index=index)[0])
+
+
+def links(ipr) -> List[LinkInfo]:
+    return [link_info(msg) for msg in ipr.get_links()]
+
+
+def find_link_by_mac(ipr, mac: str) -> Optional[LinkInfo]:
+    """The first link with that MAC; a physical one wins over bridges and their ports."""
+    matches = [link for link in links(ipr) if link.mac == mac.lower()]
+    matches.sort(key=lambda link: (link.kind != "", link.master is not None, link.name))
+    return matches[0] if matches else None
+
+
+def create_bridge(ipr, name: str) -> Tuple[LinkInfo, bool]:
+    """Create an up bridge marked as ours; return it and whether this call created it."""
+    try:
+        ipr.link("add", ifname=name, kind="bridge")
+        created = True
+    except NetlinkError as exc:
+        if exc.code != errno.EEXIST:
+            raise
+        created = False  # another attach won the race: use theirs
+    bridge = find_link(ipr, name)
+    if bridge is None or bridge.kind != "bridge":
+        raise NetlinkError(errno.EEXIST, f"{name} exists and is not a bridge")
+    if created:
+        ipr.link("set", index=bridge.index, ifalias=OWNER_ALIAS)
+    ipr.link("set", index=bridge.index, state="up")
+    return get_link(ipr, bridge.index), created
+
+
+def delete_link(ipr, index: int) -> None:
+    try:
+        ipr.link("del", index=index)
+    except NetlinkError as exc:
+        if exc.code != errno.ENODEV:
+            raise
+
+
+def bridge_ports(ipr, bridge_index: int) -> List[LinkInfo]:
+    return [link for link in links(ipr) if link.master == bridge_index]
+
+
+def add_veth_into_netns(ipr, host_name: str, peer_name: str, netns_fd: int, mtu: int) -> LinkInfo:
+    """Create a veth pair whose peer is born inside the target netns under its final name."""
+    ipr.link(
+        "add",
+        ifname=host_name,
+        kind="veth",
+        mtu=mtu,
+        peer={"ifname": peer_name, "net_ns_fd": netns_fd, "mtu": mtu},
+    )
+    host_end = find_link(ipr, host_name)
+    if host_end is None:
+        raise NetlinkError(errno.ENODEV, f"{host_name} vanished after creation")
+    return host_end
+
+
+def add_macvlan_into_netns(ipr, parent_index: int, name: str, netns_fd: int, mtu: int) -> None:
+    """Create a bridge-mode macvlan of a host link directly inside the target netns."""
+    ipr.link(
+        "add",
+        ifname=name,
+        kind="macvlan",
+        link=parent_index,
+        macvlan_mode="bridge",
+        mtu=mtu,
+        net_ns_fd=netns_fd,
+    )
+
+
+def set_master_up(ipr, index: int, master_index: int) -> None:
+    ipr.link("set", index=index, master=master_index, state="up")
+
+
+def set_up(ipr, index: int) -> None:
+    ipr.link("set", index=index, state="up")
+
+
+def set_mac(ipr, index: int, mac: str) -> None:
+    ipr.link("set", index=index, address=mac)
+
+
+def add_address(ipr, index: int, address) -> None:
+    kwargs = {"index": index, "address": str(address.ip), "prefixlen": address.network.prefixlen}
+    if address.version == 4 and address.network.prefixlen <= 30:
+        kwargs["broadcast"] = str(address.network.broadcast_address)
+    ipr.addr("add", **kwargs)
+
+
+def addresses(ipr, index: int, family: int) -> List[Tuple[str, int]]:
+    return [
+        (msg.get_attr("IFA_ADDRESS"), msg["prefixlen"])
+        for msg in ipr.get_addr(family=family)
+        if msg["index"] == index
+    ]
+
+
+def default_routes(ipr, family: int) -> List[dict]:
+    routes = []
+    for msg in ipr.get_routes(family=family, table=RT_TABLE_MAIN):
+        if msg["dst_len"] == 0 and msg.get_attr("RTA_TABLE") in (None, RT_TABLE_MAIN):
+            routes.append({
+                "gateway": msg.get_attr("RTA_GATEWAY"),
+                "oif": msg.get_attr("RTA_OIF"),
+                "priority": msg.get_attr("RTA_PRIORITY"),
+            })
+    return routes
+
+
+def add_onlink_host_route(ipr, index: int, gateway) -> None:
+    """A /32 (or /128) link-scope route, so an off-subnet gateway is reachable."""
+    family = socket.AF_INET if gateway.version == 4 else socket.AF_INET6
+    ipr.route("replace", family=family, dst=str(gateway), dst_len=gateway.max_prefixlen,
+              oif=index, scope=RT_SCOPE_LINK)
+
+
+def replace_default_route(ipr, index: int, gateway) -> None:
+    family = socket.AF_INET if gateway.version == 4 else socket.AF_INET6
+    ipr.route("replace", family=family, dst_len=0, gateway=str(gateway), oif=index)
+
+
+def restore_default_routes(ipr, family: int, routes: List[dict]) -> None:
+    for route in routes:
+        kwargs = {"family": family, "dst_len": 0, "oif": route["oif"]}
+        if route["gateway"]:
+            kwargs["gateway"] = route["gateway"]
+        if route["priority"] is not None:
+            kwargs["priority"] = route["priority"]
+        ipr.route("replace", **kwargs)
+
+
+def delete_default_route(ipr, index: int, family: int) -> None:
+    try:
+        ipr.route("del", family=family, dst_len=0, oif=index)
+    except NetlinkError as exc:
+        if exc.code != errno.ESRCH:
+            raise

@@ -1,0 +1,206 @@
+"""End to end on a real dockerd: pipeworkd and pipeworkctl attach real containers."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from pipeworkd import firewall
+from pipeworkd import netlink as nl
+from tests.conftest import exec_in, make_veth_pair, run_ctl, token, wait_for
+
+pytestmark = [pytest.mark.root, pytest.mark.docker]
+
+
+def eth_address(container, ifname: str = "eth1") -> str:
+    code, output = exec_in(container, "ip", "-4", "-o", "addr", "show", ifname)
+    match = re.search(r"inet (\S+)", output) if code == 0 else None
+    return match.group(1) if match else ""
+
+
+def wait_address(container, expected: str, ifname: str = "eth1", timeout: float = 20) -> None:
+    wait_for(lambda: eth_address(container, ifname) == expected, timeout,
+             what=f"{expected} on {ifname} of {container.name}")
+
+
+def subnet() -> int:
+    return 100 + int(token(), 16) % 150
+
+
+def test_batch_attaches_before_ready_and_events_after(containers, host_links, start_daemon):
+    bridge = host_links.bridge()
+    net = subnet()
+    cmd = f"{bridge} -i eth1 @CONTAINER_NAME@ 192.168.{net}.@INSTANCE@/24"
+    early = containers.run(f"pwt-{token()}-web-11", env={"pipework_cmd": cmd})
+
+    daemon = start_daemon("--run-mode", "both")
+    daemon.wait_ready()
+    # READY=1 arrives only after the batch pass: the early container is already done.
+    assert eth_address(early) == f"192.168.{net}.11/24"
+
+    late = containers.run(f"pwt-{token()}-web-12", env={"pipework_cmd": cmd})
+    wait_address(late, f"192.168.{net}.12/24")
+
+    code, output = exec_in(early, "ping", "-c", "2", "-W", "2", f"192.168.{net}.12")
+    assert code == 0, output
+    assert daemon.stop() == 0
+    log = daemon.log()
+    for container in (early, late):
+        lines = [line for line in log.splitlines() if container.id[:12] in line and " attached: " in line]
+        assert len(lines) == 1, f"{container.name} configured {len(lines)} times:\n{log}"
+        assert container.name in lines[0] and cmd.split()[0] in lines[0] and " ms" in lines[0]
+
+
+def test_restart_is_reattached(containers, host_links, start_daemon):
+    bridge = host_links.bridge()
+    net = subnet()
+    ctr = containers.run(f"pwt-{token()}-r", env={"pipework_cmd": f"{bridge} @CONTAINER_ID@ 10.{net}.0.5/24"})
+    daemon = start_daemon("--run-mode", "both")
+    daemon.wait_ready()
+    assert eth_address(ctr) == f"10.{net}.0.5/24"
+
+    ctr.restart(timeout=0)
+
+    wait_address(ctr, f"10.{net}.0.5/24")
+    daemon.stop()
+
+
+def test_key_mismatch_is_skipped(containers, host_links, start_daemon):
+    bridge = host_links.bridge()
+    net = subnet()
+    good = containers.run(f"pwt-{token()}-k1", env={
+        "pipework_cmd": f"{bridge} @CONTAINER_NAME@ 10.{net}.1.2/24", "pipework_key": "s3cret"})
+    bad = containers.run(f"pwt-{token()}-k2", env={
+        "pipework_cmd": f"{bridge} @CONTAINER_NAME@ 10.{net}.1.3/24", "pipework_key": "wrong"})
+    none = containers.run(f"pwt-{token()}-k3", env={"pipework_cmd": f"{bridge} @CONTAINER_NAME@ 10.{net}.1.4/24"})
+
+    daemon = start_daemon("--run-mode", "batch", key="s3cret")
+    daemon.wait_ready()
+    assert daemon.process.wait(30) == 0
+
+    assert eth_address(good) == f"10.{net}.1.2/24"
+    assert eth_address(bad) == "" and eth_address(none) == ""
+    log = daemon.log()
+    assert f"{bad.name} ({bad.id[:12]}): skipped, its pipework_key does not match" in log
+    assert f"{none.name} ({none.id[:12]}): skipped" in log
+
+
+def test_several_commands_sorted_and_bad_ones_isolated(containers, host_links, start_daemon, ipr):
+    bridge = host_links.bridge()
+    net = subnet()
+    ctr = containers.run(f"pwt-{token()}-multi", env={
+        "pipework_cmd_b": f"{bridge} -i eth2 @CONTAINER_NAME@ 10.{net}.2.3/24",
+        "a_pipework_cmd": f"{bridge} -i eth1 @CONTAINER_NAME@ 10.{net}.2.2/24@10.{net}.2.1",
+        "pipework_cmd_c": "pwtnosuchif0 @CONTAINER_NAME@ 10.1.1.1/24",
+        "pipework_cmd_d": f"{bridge} @CONTAINER_NAME@ 10.{net}.2.4",
+    })
+    other = containers.run(f"pwt-{token()}-other", env={"pipework_cmd": f"{bridge} @CONTAINER_NAME@ 10.{net}.2.9/24"})
+
+    daemon = start_daemon("--run-mode", "daemon")
+    daemon.wait_ready()
+    assert daemon.process.poll() is None
+    ctr.restart(timeout=0)
+    other.restart(timeout=0)
+    wait_address(other, f"10.{net}.2.9/24")
+    wait_address(ctr, f"10.{net}.2.3/24", "eth2")
+    assert eth_address(ctr, "eth1") == f"10.{net}.2.2/24"
+    code, routes = exec_in(ctr, "ip", "route", "show", "default")
+    assert routes.strip().startswith(f"default via 10.{net}.2.1 dev eth1"), routes
+
+    log = daemon.wait_log("pipework_cmd_d")
+    assert "host interface pwtnosuchif0 does not exist" in log
+    assert f"10.{net}.2.4: the IP address needs a netmask" in log
+    order = [log.index(f"{ctr.id[:12]}): {name}:") for name in
+             ("a_pipework_cmd", "pipework_cmd_b", "pipework_cmd_c", "pipework_cmd_d")]
+    assert order == sorted(order), log
+    assert "Traceback" not in log
+    assert daemon.process.poll() is None
+
+
+def test_macvlan_containers_talk(containers, host_links, ipr, start_daemon):
+    parent = make_veth_pair(ipr, host_links).name
+    net = subnet()
+    one = containers.run(f"pwt-{token()}-m1")
+    two = containers.run(f"pwt-{token()}-m2")
+
+    for container, host in ((one, 2), (two, 3)):
+        result = run_ctl("attach", parent, "-i", "eth1", container.name, f"192.168.{net}.{host}/24")
+        assert result.returncode == 0, result.stderr
+        assert "macvlan on " + parent in result.stdout
+
+    code, output = exec_in(one, "ping", "-c", "2", "-W", "2", f"192.168.{net}.3")
+    assert code == 0, output
+
+
+def test_firewall_rule_goes_with_the_bridge(containers, host_links, ipr, start_daemon):
+    if not firewall.available():
+        pytest.skip("iptables is not installed")
+    bridge = host_links.bridge()
+    ctr = containers.run(f"pwt-{token()}-fw")
+    daemon = start_daemon("--run-mode", "daemon", PIPEWORKD_HOUSEKEEPING_INTERVAL="0.5")
+    daemon.wait_ready()
+    assert run_ctl("attach", bridge, ctr.name, "10.200.0.2/24").returncode == 0
+    assert firewall.rule_chain(bridge) == "DOCKER-USER"
+
+    ctr.remove(force=True)
+    ipr.link("del", index=nl.find_link(ipr, bridge).index)
+
+    wait_for(lambda: firewall.rule_chain(bridge) is None, 10, what="the rule to go")
+    daemon.stop()
+    assert f"bridge {bridge} is gone: its firewall rule was removed" in daemon.log()
+
+
+def test_ctl_bridge_delete(containers, host_links, ipr):
+    bridge = host_links.bridge()
+    ctr = containers.run(f"pwt-{token()}-bd")
+    assert run_ctl("attach", bridge, ctr.name, "10.201.0.2/24").returncode == 0
+
+    busy = run_ctl("bridge-delete", bridge)
+    assert busy.returncode != 0 and "still has ports" in busy.stderr
+    ctr.remove(force=True)
+    wait_for(lambda: not nl.bridge_ports(ipr, nl.find_link(ipr, bridge).index), 10, what="ports to go")
+
+    done = run_ctl("bridge-delete", bridge)
+    assert done.returncode == 0, done.stderr
+    assert nl.find_link(ipr, bridge) is None
+    assert firewall.rule_chain(bridge) is None
+    assert run_ctl("bridge-delete", "docker0").returncode != 0
+
+
+@pytest.mark.parametrize("words, message", [
+    (["brpwtbad0", "pwt-no-such-container", "10.202.0.2/24"], "no such container: pwt-no-such-container"),
+    (["pwtnoif0", "{name}", "10.202.0.2/24"], "host interface pwtnoif0 does not exist"),
+    (["brpwtbad0", "{name}", "10.202.0.2"], "10.202.0.2: the IP address needs a netmask"),
+    (["brpwtbad0", "{name}", "10.202.0.2/24", "02:zz:00:00:00:01"], "MAC address '02:zz:00:00:00:01'"),
+    (["brpwtbad0", "-i", "eth1234567890123", "{name}", "10.202.0.2/24"], "longer than 15 characters"),
+    (["brpwtbad0", "-l", "averyveryverylonghostname", "{name}", "10.202.0.2/24"], "longer than 15"),
+    (["brpwtbad0", "{name}", "dhcp"], "DHCP (dhcp) is not supported yet"),
+])
+def test_ctl_bad_input_one_line(containers, ipr, words, message):
+    ctr = containers.run(f"pwt-{token()}-bad")
+    before = {link.name for link in nl.links(ipr)}
+
+    result = run_ctl("attach", *[word.format(name=ctr.name) for word in words])
+
+    assert result.returncode != 0
+    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert {link.name for link in nl.links(ipr)} == before
+    code, output = exec_in(ctr, "ip", "-o", "link")
+    assert "eth1" not in output
+
+
+def test_ctl_stopped_container(containers):
+    ctr = containers.run(f"pwt-{token()}-stopped")
+    ctr.stop(timeout=0)
+    result = run_ctl("attach", "brpwtbad1", ctr.name, "10.203.0.2/24")
+    assert result.returncode != 0
+    assert result.stderr.strip() == f"pipeworkctl: container {ctr.name} is not running"
+
+
+def test_ctl_refuses_host_network_container(containers):
+    ctr = containers.run(f"pwt-{token()}-hostnet", network_mode="host")
+    result = run_ctl("attach", "brpwtbad2", ctr.name, "10.204.0.2/24")
+    assert result.returncode != 0
+    assert "uses the host's network namespace" in result.stderr

@@ -6,6 +6,7 @@ attributes with get_attr(), which behaves the same on both.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import logging
 import os
@@ -14,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator, List, Optional, Tuple
 
-from pyroute2 import IPRoute, NetNS
+from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 LOG = logging.getLogger(__name__)
@@ -24,6 +25,9 @@ ARPHRD_INFINIBAND = 32
 RT_SCOPE_LINK = 253
 RT_TABLE_MAIN = 254
 OWNER_ALIAS = "pipeworkd"
+CLONE_NEWNET = 0x40000000
+
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 class NamespaceGone(Exception):
@@ -75,19 +79,28 @@ class Netns:
         except FileNotFoundError:
             raise NamespaceGone(f"process {pid} is gone") from None
 
-    @property
-    def path(self) -> str:
-        # Valid in forked helper processes too: they inherit the fd.
-        return f"/proc/{os.getpid()}/fd/{self.fd}"
-
     def is_same_as_ours(self) -> bool:
         ours = os.stat("/proc/self/ns/net")
         theirs = os.fstat(self.fd)
         return (ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino)
 
     @contextmanager
-    def iproute(self) -> Iterator:
-        handle = NetNS(self.path, flags=0)
+    def iproute(self) -> Iterator[IPRoute]:
+        """A netlink socket inside the namespace.
+
+        This thread joins the namespace only while the socket is created (a
+        socket stays bound to the namespace it was born in), then returns. No
+        process is forked: forking a threaded daemon can deadlock the child.
+        """
+        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _setns(self.fd)
+            try:
+                handle = IPRoute()
+            finally:
+                _return_to(own)
+        finally:
+            os.close(own)
         try:
             yield handle
         finally:
@@ -101,6 +114,21 @@ class Netns:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"setns: {os.strerror(code)}")
+
+
+def _return_to(own_fd: int) -> None:
+    try:
+        _setns(own_fd)
+    except OSError as exc:
+        # This thread would go on working in a container's namespace.
+        LOG.critical("cannot return to the host network namespace (%s); exiting", exc)
+        os._exit(70)
 
 
 @contextmanager

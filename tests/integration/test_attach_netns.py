@@ -229,3 +229,11 @@ def test_ipv4_broadcast_is_set(fake_containers, host_links):
         index = nl.find_link(cns, "eth1").index
         [msg] = [m for m in cns.get_addr(family=2) if m["index"] == index]
         assert msg.get_attr("IFA_BROADCAST") == str(ipaddress.ip_interface("10.77.15.9/20").network.broadcast_address)
+
+
+def test_netns_handle_leaves_the_thread_in_the_host_namespace(fake_containers):
+    ctr = fake_containers.start()
+    host = os.stat("/proc/thread-self/ns/net").st_ino
+    with nl.Netns("/proc", ctr.pid) as netns, netns.iproute() as cns:
+        assert os.stat("/proc/thread-self/ns/net").st_ino == host
+        assert [link.name for link in nl.links(cns)] == ["lo"]

@@ -52,7 +52,7 @@ def test_batch_attaches_before_ready_and_events_after(containers, host_links, st
         assert container.name in lines[0] and cmd.split()[0] in lines[0] and " ms" in lines[0]
 
 
-def test_restart_is_reattached(containers, host_links, start_daemon):
+def test_every_restart_is_reattached(containers, host_links, start_daemon):
     bridge = host_links.bridge()
     net = subnet()
     ctr = containers.run(f"pwt-{token()}-r", env={"pipework_cmd": f"{bridge} @CONTAINER_ID@ 10.{net}.0.5/24"})
@@ -60,10 +60,13 @@ def test_restart_is_reattached(containers, host_links, start_daemon):
     daemon.wait_ready()
     assert eth_address(ctr) == f"10.{net}.0.5/24"
 
-    ctr.restart(timeout=0)
-
-    wait_address(ctr, f"10.{net}.0.5/24")
-    daemon.stop()
+    for restart in range(6):
+        ctr.restart(timeout=0)
+        try:
+            wait_address(ctr, f"10.{net}.0.5/24")
+        except AssertionError as exc:
+            raise AssertionError(f"restart {restart + 1}: {exc}; log:\n{daemon.log()}") from None
+    assert daemon.stop() == 0
 
 
 def test_key_mismatch_is_skipped(containers, host_links, start_daemon):

@@ -95,7 +95,7 @@ COMMANDS = {"attach": cmd_attach, "check": cmd_check, "bridge-delete": cmd_bridg
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    log.setup(debug=args.debug, journal=False)
+    log.setup(debug=args.debug, journal=False, level=logging.WARNING)
     try:
         return COMMANDS[args.command](args)
     except PipeworkError as exc:

@@ -52,13 +52,21 @@ def _refers_to(ref: str, info: ContainerInfo) -> bool:
 
 
 def matches_filters(info: ContainerInfo, filters: Mapping[str, Sequence[str]]) -> bool:
-    """event_filters applied to the batch pass the way Docker applies them to events."""
-    checks = {
-        "image": lambda value: info.image == value or info.image.split(":")[0] == value,
-        "container": lambda value: value in (info.name, info.id) or info.id.startswith(value),
-        "label": lambda value: _has_label(info, value),
-    }
-    return all(any(checks[key](value) for value in values) for key, values in filters.items())
+    """event_filters applied to the batch pass the way Docker applies them to events:
+    keys are ANDed; values of image and container are ORed, labels are all required."""
+    image, container, labels = filters.get("image"), filters.get("container"), filters.get("label", ())
+    if image and not any(value in (info.image, _without_tag(info.image)) for value in image):
+        return False
+    if container and not any(_refers_to(value, info) or info.id.startswith(value) for value in container):
+        return False
+    return all(_has_label(info, value) for value in labels)
+
+
+def _without_tag(image: str) -> str:
+    """`registry:5000/name:tag@digest` to `registry:5000/name`."""
+    name = image.split("@", 1)[0]
+    head, slash, last = name.rpartition("/")
+    return head + slash + last.split(":", 1)[0]
 
 
 def _has_label(info: ContainerInfo, wanted: str) -> bool:

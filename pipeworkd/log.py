@@ -24,7 +24,7 @@ def journal_handler() -> Optional[logging.Handler]:
     return JournalHandler(SYSLOG_IDENTIFIER=IDENTIFIER)
 
 
-def setup(debug: bool = False, journal: bool = True) -> None:
+def setup(debug: bool = False, journal: bool = True, level: int = logging.INFO) -> None:
     """Journald when asked for and its socket exists (PIPEWORKD_LOG_STDERR=1 forces stderr)."""
     root = logging.getLogger()
     for handler in list(root.handlers):
@@ -35,7 +35,7 @@ def setup(debug: bool = False, journal: bool = True) -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter(STDERR_FORMAT))
     root.addHandler(handler)
-    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    root.setLevel(logging.DEBUG if debug else level)
     for noisy in ("urllib3", "docker", "pyroute2"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

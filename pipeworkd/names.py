@@ -19,7 +19,7 @@ def host_veth_name(container_ifname: str, pid: int, container_id: str) -> str:
     repeat among live attachments.
     """
     legacy = f"v{container_ifname}pl{pid}"
-    if len(legacy) <= IFNAMSIZ_MAX:
+    if len(legacy.encode()) <= IFNAMSIZ_MAX:
         return legacy
     digest = hashlib.sha256(f"{container_id}/{container_ifname}".encode()).digest()
     suffix = base64.b32encode(digest).decode().lower()

@@ -98,9 +98,11 @@ def parse(command: Union[str, Sequence[str]]) -> Spec:
         return _parse_passthrough(argv, original)
     options, positionals = _split_options(argv)
     if options.get("wait"):
-        if positionals:
-            raise SpecError(f"--wait takes no other argument, got {positionals[0]!r}")
-        return WaitSpec(container_ifname=options.get("-i", DEFAULT_CONTAINER_IFNAME), argv=original)
+        extra = positionals[:1] + [name for name in ("-l", "-a", "direct_phys") if name in options]
+        if extra:
+            raise SpecError(f"--wait takes only -i, got {extra[0].replace('_', '-')!r}")
+        cif = validate_ifname(options.get("-i", DEFAULT_CONTAINER_IFNAME), "container interface (-i)")
+        return WaitSpec(container_ifname=cif, argv=original)
     return _parse_attach(options, positionals, original)
 
 
@@ -116,7 +118,10 @@ def _split_options(argv: list) -> Tuple[dict, list]:
     tokens = iter(argv)
     for token in tokens:
         if token in ("--wait", "--direct-phys"):
-            options[token.lstrip("-").replace("-", "_")] = True
+            flag = token.lstrip("-").replace("-", "_")
+            if flag in options:
+                raise SpecError(f"option {token} given twice")
+            options[flag] = True
         elif token in ("-i", "-l", "-a"):
             if token in options:
                 raise SpecError(f"option {token} given twice")
@@ -183,8 +188,10 @@ def _parse_ipspec(spec: str, family: Optional[int]):
         return None, None, DhcpSpec(method=method, options=tuple(split_command(opts)) if sep else ())
     if spec == "0/0":
         return None, None, None
-    text, _, gateway_text = spec.partition("@")
-    gateway_text = gateway_text.split("@", 1)[0]
+    text, at, gateway_text = spec.partition("@")
+    gateway_text = gateway_text.split("@", 1)[0]  # pipework ignores a second '@' and what follows
+    if at and not gateway_text:
+        raise SpecError(f"{spec}: empty gateway after '@'")
     if "/" not in text:
         hint = f"; maybe you meant {text}/24" if _is_ipv4(text) else ""
         raise SpecError(f"{spec}: the IP address needs a netmask{hint}")
@@ -193,20 +200,21 @@ def _parse_ipspec(spec: str, family: Optional[int]):
     except ValueError:
         raise SpecError(f"{text}: not a valid IP address with prefix length") from None
     _check_family(address.version, family, text)
-    if address.ip == address.network.network_address and address.network.prefixlen < address.max_prefixlen - 1:
-        raise SpecError(f"{text}: this is the network address, not a host address")
+    if address.network.prefixlen < address.max_prefixlen - 1:
+        if address.ip == address.network.network_address:
+            raise SpecError(f"{text}: this is the network address, not a host address")
+        if address.version == 4 and address.ip == address.network.broadcast_address:
+            raise SpecError(f"{text}: this is the broadcast address, not a host address")
     gateway = None
     if gateway_text:
         try:
             gateway = ipaddress.ip_address(gateway_text)
         except ValueError:
-            raise SpecError(f"{gateway_text}: not a valid gateway address") from None
+            raise SpecError(f"{gateway_text!r}: not a valid gateway address") from None
         if gateway.version != address.version:
             raise SpecError(f"gateway {gateway} is not of the same family as {text}")
         if gateway == address.ip:
             raise SpecError(f"gateway {gateway} is the interface's own address")
-    elif spec.endswith("@"):
-        raise SpecError(f"{spec}: empty gateway after '@'")
     return address, gateway, None
 
 
@@ -230,7 +238,7 @@ def _parse_macspec(spec: str) -> Tuple[Optional[str], Optional[int]]:
     vlan = None
     if at:
         vlan_text = rest.split("@", 1)[0]
-        if not vlan_text.isdigit() or not 1 <= int(vlan_text) <= 4094:
+        if not re.fullmatch(r"[0-9]{1,4}", vlan_text) or not 1 <= int(vlan_text) <= 4094:
             raise SpecError(f"VLAN {vlan_text!r}: must be a number from 1 to 4094")
         vlan = int(vlan_text)
     if not mac_text:

@@ -18,7 +18,7 @@ readonly CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 readonly APT_PACKAGES=(
     docker.io busybox-static iptables
     python3-pyroute2 python3-docker python3-systemd python3-sdnotify python3-pytest
-    python3-venv python3-dev pkg-config libsystemd-dev gcc dnsmasq-base
+    python3-venv python3-dev pkg-config libsystemd-dev gcc dnsmasq-base systemd
 )
 readonly VENV_PACKAGES=(pyroute2 docker sdnotify systemd-python pytest)
 readonly VENV_IMPORT_CHECK='import pyroute2, docker, sdnotify, systemd.journal, pytest'

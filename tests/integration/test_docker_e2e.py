@@ -207,3 +207,25 @@ def test_ctl_refuses_host_network_container(containers):
     result = run_ctl("attach", "brpwtbad2", ctr.name, "10.204.0.2/24")
     assert result.returncode != 0
     assert "uses the host's network namespace" in result.stderr
+
+
+def test_containers_started_while_the_daemon_starts_are_each_configured_once(containers, host_links,
+                                                                           start_daemon):
+    """Starts overlap the batch pass: none may be missed, none configured twice."""
+    bridge = host_links.bridge()
+    net = subnet()
+    cmd = f"{bridge} @CONTAINER_NAME@ 10.{net}.3.@INSTANCE@/24"
+    names = [f"pwt-{token()}-gap-{n}" for n in range(2, 10)]
+    containers.run(names[0], env={"pipework_cmd": cmd})
+
+    daemon = start_daemon("--run-mode", "both")
+    started = [containers.run(name, env={"pipework_cmd": cmd}) for name in names[1:]]
+    daemon.wait_ready()
+    started.insert(0, containers.created[0])
+
+    for n, container in enumerate(started, start=2):
+        wait_address(container, f"10.{net}.3.{n}/24")
+    assert daemon.stop() == 0
+    log = daemon.log()
+    for container in started:
+        assert log.count(f"({container.id[:12]}): pipework_cmd: ") == 1, log

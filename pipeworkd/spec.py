@@ -1,7 +1,7 @@
 """Parse a pipework argument string into a typed, validated spec.
 
 Pure: nothing here touches the kernel or Docker. The grammar is that of the
-pipework script (docs/grammar.md), with options accepted in any order and
+pipework script (docs/usage.md), with options accepted in any order and
 every value validated before anything is built.
 """
 

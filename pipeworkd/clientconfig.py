@@ -104,7 +104,3 @@ def client_commands(facts: ContainerFacts) -> List[ClientCommand]:
             words = words[1:]
         commands.append(ClientCommand(variable=name, raw=raw, argv=expand_macros(words, values)))
     return commands
-
-
-def has_commands(facts: ContainerFacts) -> bool:
-    return bool(command_variables(parse_env(facts.env)))

@@ -28,7 +28,7 @@ from .docker_adapter import ContainerInfo, DockerAdapter
 from .errors import ContainerError, DockerUnavailable, PipeworkError
 from .log import fields
 from .notify import notify
-from .spec import parse, refuse_unsupported
+from .spec import parse, refuse_unsupported, split_command
 
 LOG = logging.getLogger(__name__)
 
@@ -45,6 +45,12 @@ def run_attach(argv: Sequence[str], docker: DockerAdapter, proc_root: str,
         info = docker.running_target(spec.guest)
     result = attach(spec, Target(id=info.id, name=info.name, pid=info.pid), proc_root)
     return info, result
+
+
+def _event_time(event: dict) -> float:
+    if event.get("timeNano"):
+        return event["timeNano"] / 1e9
+    return float(event.get("time") or 0)
 
 
 def _refers_to(ref: str, info: ContainerInfo) -> bool:
@@ -100,10 +106,11 @@ class Daemon:
             return 2
         status = 0
         for origin, command in commands:
+            started = time.monotonic()
             try:
-                parsed = parse(command)
-                info, result = run_attach(parsed.argv, self.docker, self.settings.proc_root)
-                self._log_result(info, origin, parsed.argv, result, 0.0)
+                words = split_command(command) if isinstance(command, str) else command
+                info, result = run_attach(words, self.docker, self.settings.proc_root)
+                self._log_result(info, origin, words, result, time.monotonic() - started)
             except PipeworkError as exc:
                 LOG.error("manual %s: %s", origin, exc)
                 status = status or exc.exit_code
@@ -133,7 +140,7 @@ class Daemon:
                     self.run_batch()
                 failures = 0
                 for event in self.stream:
-                    last = max(last, event.get("timeNano", 0) / 1e9 or event.get("time", last))
+                    last = max(last, _event_time(event))
                     self.dispatch(event)
                 if until is not None and time.time() >= until:
                     LOG.info("up_time reached: stopping")
@@ -268,8 +275,8 @@ class Daemon:
                 names = [link.name for link in nl.links(ipr)]
             for name in firewall.remove_rules_of_missing_bridges(names):
                 LOG.info("bridge %s is gone: its firewall rule was removed", name)
-        except (firewall.FirewallError, OSError) as exc:
-            LOG.warning("housekeeping: %s", exc)
+        except Exception as exc:  # the next round tries again
+            LOG.warning("housekeeping: %s", " ".join(str(exc).split()) or type(exc).__name__)
 
     def start_housekeeping_timer(self) -> threading.Thread:
         def loop() -> None:

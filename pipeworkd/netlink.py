@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, List, Optional, Tuple
 
 from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.exceptions import NetlinkDumpInterrupted, NetlinkError
 
 LOG = logging.getLogger(__name__)
 
@@ -175,8 +175,22 @@ def get_link(ipr, index: int) -> LinkInfo:
     return link_info(ipr.link("get", index=index)[0])
 
 
+DUMP_ATTEMPTS = 5
+
+
+def _dump(method, **kwargs) -> list:
+    """A netlink dump, started again when the kernel says a change interrupted it."""
+    for attempt in range(DUMP_ATTEMPTS):
+        try:
+            return list(method(**kwargs))
+        except NetlinkDumpInterrupted:
+            if attempt == DUMP_ATTEMPTS - 1:
+                raise
+    return []
+
+
 def links(ipr) -> List[LinkInfo]:
-    return [link_info(msg) for msg in ipr.get_links()]
+    return [link_info(msg) for msg in _dump(ipr.get_links)]
 
 
 def find_link_by_mac(ipr, mac: str) -> Optional[LinkInfo]:
@@ -266,14 +280,14 @@ def add_address(ipr, index: int, address) -> None:
 def addresses(ipr, index: int, family: int) -> List[Tuple[str, int]]:
     return [
         (msg.get_attr("IFA_ADDRESS"), msg["prefixlen"])
-        for msg in ipr.get_addr(family=family)
+        for msg in _dump(ipr.get_addr, family=family)
         if msg["index"] == index
     ]
 
 
 def default_routes(ipr, family: int) -> List[dict]:
     routes = []
-    for msg in ipr.get_routes(family=family, table=RT_TABLE_MAIN):
+    for msg in _dump(ipr.get_routes, family=family, table=RT_TABLE_MAIN):
         if msg["dst_len"] == 0 and msg.get_attr("RTA_TABLE") in (None, RT_TABLE_MAIN):
             routes.append({
                 "gateway": msg.get_attr("RTA_GATEWAY"),
@@ -303,11 +317,3 @@ def restore_default_routes(ipr, family: int, routes: List[dict]) -> None:
         if route["priority"] is not None:
             kwargs["priority"] = route["priority"]
         ipr.route("replace", **kwargs)
-
-
-def delete_default_route(ipr, index: int, family: int) -> None:
-    try:
-        ipr.route("del", family=family, dst_len=0, oif=index)
-    except NetlinkError as exc:
-        if exc.code != errno.ESRCH:
-            raise

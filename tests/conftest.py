@@ -27,6 +27,7 @@ sys.path.insert(0, str(REPO))
 from pipeworkd import firewall  # noqa: E402
 from pipeworkd import netlink as nl  # noqa: E402
 from pipeworkd.attach import Target  # noqa: E402
+from pipeworkd.names import host_veth_name  # noqa: E402
 
 
 def token() -> str:
@@ -94,6 +95,16 @@ def host_links():
 def ipr():
     with nl.host_iproute() as handle:
         yield handle
+
+
+def leftovers(ipr, names, pid: int, container_id: str, container_ifname: str = "eth1") -> list:
+    """Which of the host links an attach of that container could have made exist now.
+
+    Checking these names, rather than comparing every host link before and
+    after, keeps tests exact while other work changes the host's links.
+    """
+    candidates = [*names, host_veth_name(container_ifname, pid, container_id)]
+    return [name for name in candidates if nl.find_link(ipr, name) is not None]
 
 
 def make_veth_pair(ipr, links: HostLinks, mtu: int = 1500) -> nl.LinkInfo:

@@ -13,7 +13,7 @@ from pipeworkd import netlink as nl
 from pipeworkd.attach import Target, attach
 from pipeworkd.errors import AttachError, ContainerError, HostInterfaceError, NotSupportedError
 from pipeworkd.spec import parse
-from tests.conftest import container_addresses, container_links, container_routes, make_veth_pair
+from tests.conftest import container_addresses, container_links, container_routes, leftovers, make_veth_pair
 
 pytestmark = pytest.mark.root
 
@@ -153,23 +153,21 @@ def test_local_name_taken_is_refused_and_not_deleted(ipr, host_links, fake_conta
 
 def test_unknown_host_interface_creates_nothing(ipr, fake_containers):
     ctr = fake_containers.start()
-    before = {link.name for link in nl.links(ipr)}
 
     with pytest.raises(HostInterfaceError, match="host interface pwtnosuch0 does not exist"):
         run(f"pwtnosuch0 {ctr.name} 10.77.10.2/24", ctr)
 
-    assert {link.name for link in nl.links(ipr)} == before
+    assert leftovers(ipr, ["pwtnosuch0"], ctr.pid, ctr.id) == []
     assert set(container_links(ctr)) == {"lo"}
 
 
 def test_host_namespace_is_refused(ipr):
     me = Target(id="f" * 64, name="host-itself", pid=os.getpid())
-    before = {link.name for link in nl.links(ipr)}
 
     with pytest.raises(ContainerError, match="host's network namespace"):
         run("brpwtnever0 host-itself 10.77.11.2/24", me)
 
-    assert {link.name for link in nl.links(ipr)} == before
+    assert leftovers(ipr, ["brpwtnever0", "eth1"], me.pid, me.id) == []
 
 
 def test_dead_process_is_a_clear_error(fake_containers):
@@ -182,12 +180,12 @@ def test_dead_process_is_a_clear_error(fake_containers):
 
 def test_not_supported_forms_build_nothing(ipr, fake_containers):
     ctr = fake_containers.start()
-    before = {link.name for link in nl.links(ipr)}
     for command in (f"brpwtx {ctr.name} dhcp", f"ovspwtx {ctr.name} 10.77.13.2/24",
                     f"brpwtx {ctr.name} 10.77.13.2/24 @10"):
         with pytest.raises(NotSupportedError, match="not supported yet"):
             run(command, ctr)
-    assert {link.name for link in nl.links(ipr)} == before
+    assert leftovers(ipr, ["brpwtx", "ovspwtx"], ctr.pid, ctr.id) == []
+    assert set(container_links(ctr)) == {"lo"}
 
 
 def test_failure_midway_rolls_everything_back(ipr, host_links, fake_containers, monkeypatch):

@@ -8,7 +8,7 @@ import pytest
 
 from pipeworkd import firewall
 from pipeworkd import netlink as nl
-from tests.conftest import exec_in, make_veth_pair, run_ctl, token, wait_for
+from tests.conftest import exec_in, leftovers, make_veth_pair, run_ctl, token, wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.docker]
 
@@ -182,14 +182,14 @@ def test_ctl_bridge_delete(containers, host_links, ipr):
 ])
 def test_ctl_bad_input_one_line(containers, ipr, words, message):
     ctr = containers.run(f"pwt-{token()}-bad")
-    before = {link.name for link in nl.links(ipr)}
+    ctr.reload()
 
     result = run_ctl("attach", *[word.format(name=ctr.name) for word in words])
 
     assert result.returncode != 0
     assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
-    assert {link.name for link in nl.links(ipr)} == before
+    assert leftovers(ipr, [words[0]], ctr.attrs["State"]["Pid"], ctr.id) == []
     code, output = exec_in(ctr, "ip", "-o", "link")
     assert "eth1" not in output
 

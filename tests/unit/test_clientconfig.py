@@ -7,7 +7,7 @@ import shlex
 import pytest
 
 from pipeworkd.clientconfig import (
-    ClientCommand, ContainerFacts, client_commands, command_variables, expand_macros, has_commands, key_matches,
+    ClientCommand, ContainerFacts, client_commands, command_variables, expand_macros, key_matches,
     macro_values, parse_env,
 )
 
@@ -108,8 +108,8 @@ def test_value_containing_pipework_cmd_adds_no_command():
     (["pipework_cmd=br0 web 0/0"], True),
     (["my_pipework_cmd_2=br0 web 0/0"], True),
 ])
-def test_has_commands(env, expected):
-    assert has_commands(facts(env=env)) is expected
+def test_only_names_containing_pipework_cmd_are_commands(env, expected):
+    assert bool(command_variables(parse_env(env))) is expected
 
 
 # --- key_matches -------------------------------------------------------------------------------

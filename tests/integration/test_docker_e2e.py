@@ -229,3 +229,43 @@ def test_containers_started_while_the_daemon_starts_are_each_configured_once(con
     log = daemon.log()
     for container in started:
         assert log.count(f"({container.id[:12]}): pipework_cmd: ") == 1, log
+
+
+def test_manual_mode_runs_arguments_and_own_variables(containers, host_links, start_daemon):
+    bridge = host_links.bridge()
+    net = subnet()
+    ctr = containers.run(f"pwt-{token()}-manual")
+
+    daemon = start_daemon("--run-mode", "manual", "--", "-i", "eth1", bridge, ctr.name, f"10.{net}.4.2/24",
+                          pipework_cmd_2=f"{bridge} -i eth2 {ctr.name} 10.{net}.5.2/24",
+                          b_pipework_cmd=f"pwtnosuchif1 {ctr.name} 10.{net}.6.2/24")
+
+    assert daemon.process.wait(30) == 5, daemon.log()
+    assert eth_address(ctr, "eth1") == f"10.{net}.4.2/24"
+    assert eth_address(ctr, "eth2") == f"10.{net}.5.2/24"
+    assert "manual b_pipework_cmd: host interface pwtnosuchif1 does not exist" in daemon.log()
+
+
+def test_up_time_ends_daemon_mode(start_daemon):
+    daemon = start_daemon("--run-mode", "daemon", up_time="1")
+    daemon.wait_ready()
+    assert daemon.process.wait(30) == 0
+    assert "up_time reached" in daemon.log()
+
+
+def test_unreachable_docker_is_one_line(start_daemon):
+    daemon = start_daemon("--run-mode", "both", DOCKER_HOST="unix:///nonexistent/docker.sock")
+    assert daemon.process.wait(60) == 7
+    lines = daemon.log().strip().splitlines()
+    assert len(lines) == 1 and "cannot reach the Docker engine" in lines[0], lines
+
+
+@pytest.mark.parametrize("setting, message", [
+    ({"run_mode": "batch,bogus"}, "unknown mode 'bogus'"),
+    ({"retry_delay": "abc"}, "retry_delay='abc': expected a number of seconds"),
+    ({"event_filters": "colour=red"}, "key must be image, container or label"),
+])
+def test_bad_setting_is_one_line(start_daemon, setting, message):
+    daemon = start_daemon(**setting)
+    assert daemon.process.wait(30) == 2
+    assert daemon.log().strip().count("\n") == 0 and message in daemon.log(), daemon.log()

@@ -141,7 +141,18 @@ class _Attacher:
             self.undo.rollback()
             raise
         self.undo.commit()
+        self._announce(link)
         return self._result(link, mtu)
+
+    def _announce(self, link: nl.LinkInfo) -> None:
+        """Best effort, as pipework's arping: a failure never changes the result."""
+        address = self.spec.address
+        if address is None or address.version != 4:
+            return
+        try:
+            self.netns.announce(link.name, link.mac, address.ip)
+        except OSError as exc:
+            LOG.debug("gratuitous ARP for %s on %s not sent: %s", address.ip, link.name, exc)
 
     # --- host side ---
 

@@ -11,9 +11,10 @@ import errno
 import logging
 import os
 import socket
+import struct
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator, List, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Tuple, TypeVar
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkDumpInterrupted, NetlinkError
@@ -26,6 +27,9 @@ RT_SCOPE_LINK = 253
 RT_TABLE_MAIN = 254
 OWNER_ALIAS = "pipeworkd"
 CLONE_NEWNET = 0x40000000
+ETH_P_ARP = 0x0806
+BROADCAST_MAC = b"\xff" * 6
+T = TypeVar("T")
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -65,6 +69,14 @@ def link_info(msg) -> LinkInfo:
     )
 
 
+def gratuitous_arp(mac: str, address) -> bytes:
+    """An Ethernet broadcast ARP request whose sender and target are both `address`."""
+    hw = bytes.fromhex(mac.replace(":", ""))
+    ip = address.packed
+    arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + hw + ip + b"\x00" * 6 + ip
+    return BROADCAST_MAC + hw + struct.pack("!H", ETH_P_ARP) + arp
+
+
 class Netns:
     """A held file descriptor on a container's network namespace.
 
@@ -84,9 +96,8 @@ class Netns:
         theirs = os.fstat(self.fd)
         return (ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino)
 
-    @contextmanager
-    def iproute(self) -> Iterator[IPRoute]:
-        """A netlink socket inside the namespace.
+    def create(self, factory: Callable[[], T]) -> T:
+        """Call `factory` (which makes a socket) inside the namespace.
 
         This thread joins the namespace only while the socket is created (a
         socket stays bound to the namespace it was born in), then returns. No
@@ -96,15 +107,25 @@ class Netns:
         try:
             _setns(self.fd)
             try:
-                handle = IPRoute()
+                return factory()
             finally:
                 _return_to(own)
         finally:
             os.close(own)
+
+    @contextmanager
+    def iproute(self) -> Iterator[IPRoute]:
+        handle = self.create(IPRoute)
         try:
             yield handle
         finally:
             handle.close()
+
+    def announce(self, ifname: str, mac: str, address) -> None:
+        """Send one gratuitous ARP for `address` from `ifname`, so neighbours learn it now."""
+        with self.create(lambda: socket.socket(socket.AF_PACKET, socket.SOCK_RAW)) as sock:
+            sock.bind((ifname, ETH_P_ARP))
+            sock.send(gratuitous_arp(mac, address))
 
     def close(self) -> None:
         os.close(self.fd)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 
 import pytest
 from pyroute2.netlink.exceptions import NetlinkError
@@ -235,3 +236,19 @@ def test_netns_handle_leaves_the_thread_in_the_host_namespace(fake_containers):
     with nl.Netns("/proc", ctr.pid) as netns, netns.iproute() as cns:
         assert os.stat("/proc/thread-self/ns/net").st_ino == host
         assert [link.name for link in nl.links(cns)] == ["lo"]
+
+
+def test_gratuitous_arp_announces_the_address(ipr, host_links, fake_containers):
+    bridge = host_links.bridge()
+    ipr.link("add", ifname=bridge, kind="bridge")
+    index = nl.find_link(ipr, bridge).index
+    ipr.link("set", index=index, state="up")
+    ctr = fake_containers.start()
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(nl.ETH_P_ARP)) as sniffer:
+        sniffer.bind((bridge, nl.ETH_P_ARP))
+        sniffer.settimeout(5)
+
+        result = run(f"{bridge} {ctr.name} 10.77.16.2/24 02:00:00:77:16:02", ctr)
+
+        frame = sniffer.recv(2048)
+    assert frame[:42] == nl.gratuitous_arp(result.mac, ipaddress.ip_address("10.77.16.2"))

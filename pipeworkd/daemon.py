@@ -8,7 +8,6 @@ once per start (keyed on its ID and State.StartedAt), whichever saw it first.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -33,6 +32,7 @@ from .spec import parse, refuse_unsupported, split_command
 LOG = logging.getLogger(__name__)
 
 RECONNECT_DELAYS = (0.5, 1, 2, 5, 10, 30)
+HOST_ROUTE_MARKER = "pipework_host_route"
 
 
 def run_attach(argv: Sequence[str], docker: DockerAdapter, proc_root: str,
@@ -121,7 +121,7 @@ class Daemon:
     def run_batch(self) -> None:
         started = time.monotonic()
         ids = self.docker.running_ids()
-        futures = [self.pool.submit(self.process_container, cid, "batch") for cid in ids]
+        futures = [self.pool.submit(self.process_container, cid) for cid in ids]
         wait(futures)
         LOG.info("batch pass: %d running containers looked at in %.0f ms", len(ids),
                  (time.monotonic() - started) * 1000)
@@ -160,7 +160,7 @@ class Daemon:
         if not cid:
             return
         if action == "start":
-            self.pool.submit(self.process_container, cid, "start")
+            self.pool.submit(self.process_container, cid)
         elif action == "die":
             self.pool.submit(self.on_die, cid)
         elif action == "destroy":
@@ -187,14 +187,14 @@ class Daemon:
         with self.guard:
             return self.locks.setdefault(cid, threading.Lock())
 
-    def process_container(self, cid: str, reason: str) -> None:
+    def process_container(self, cid: str) -> None:
         try:
             with self._lock_for(cid):
-                self._process_locked(cid, reason)
+                self._process_locked(cid)
         except Exception:  # a bug must not stop the other containers
             LOG.exception("container %s: unexpected error", cid[:12])
 
-    def _process_locked(self, cid: str, reason: str) -> None:
+    def _process_locked(self, cid: str) -> None:
         try:
             info = self.docker.inspect(cid)
         except ContainerError as exc:
@@ -214,10 +214,13 @@ class Daemon:
                         extra=fields(container_name=info.name, container_id=info.short_id,
                                      pipework_event="skipped"))
             return
+        if any(HOST_ROUTE_MARKER in name for name in variables):
+            LOG.warning("container %s (%s): pipework_host_route variables are not supported yet and are ignored",
+                        info.name, info.short_id)
         for command in client_commands(info.facts()):
-            self._run_client_command(info, command, reason)
+            self._run_client_command(info, command)
 
-    def _run_client_command(self, info: ContainerInfo, command: ClientCommand, reason: str) -> None:
+    def _run_client_command(self, info: ContainerInfo, command: ClientCommand) -> None:
         attempts = 2 if self.settings.retry_delay > 0 else 1
         for attempt in range(attempts):
             if attempt:

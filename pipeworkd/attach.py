@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import socket
 from dataclasses import dataclass
 from typing import Optional
@@ -22,6 +23,8 @@ from .names import host_veth_name
 from .spec import AttachSpec, refuse_unsupported
 
 LOG = logging.getLogger(__name__)
+
+CREATED_BRIDGE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,9 @@ def resolve_host_side(ipr, spec: AttachSpec) -> HostSide:
     link = nl.find_link(ipr, name)
     if link is None:
         if name.startswith("br"):
+            if not CREATED_BRIDGE_NAME.match(name):
+                raise HostInterfaceError(f"bridge {name!r} does not exist, and pipeworkd only creates bridges "
+                                         f"named with letters, digits, '.', '-' and '_'")
             return HostSide("bridge", name, None)
         if name.startswith("ovs"):
             raise NotSupportedError(f"creating the OVS bridge {name} is not supported yet")
@@ -103,6 +109,10 @@ def resolve_host_side(ipr, spec: AttachSpec) -> HostSide:
         raise NotSupportedError(f"InfiniBand interface {name} is not supported yet")
     if name == "lo" or link.link_type == 772:  # ARPHRD_LOOPBACK
         raise HostInterfaceError(f"host interface {name} is the loopback; pick a NIC or a bridge")
+    if link.master is not None:
+        master = nl.get_link(ipr, link.master).name
+        raise HostInterfaceError(f"host interface {name} is a port of {master}, so it cannot carry a macvlan; "
+                                 f"attach to {master} instead")
     return HostSide("macvlan", name, link)
 
 
@@ -260,6 +270,12 @@ class _Attacher:
         if problems:
             raise AttachError(f"{self.spec.container_ifname} in {self.target.name}: " + "; ".join(problems))
 
+    def _has_default_via(self, index: int) -> bool:
+        gateway = self.spec.gateway
+        family = socket.AF_INET if gateway.version == 4 else socket.AF_INET6
+        return any(route["gateway"] == str(gateway) and route["oif"] == index
+                   for route in nl.default_routes(self.cns, family))
+
     def _has_address(self, index: int) -> bool:
         address = self.spec.address
         family = socket.AF_INET if address.version == 4 else socket.AF_INET6
@@ -279,6 +295,8 @@ class _Attacher:
 
     def _matches(self, existing: nl.LinkInfo) -> bool:
         if self.spec.address is not None and not self._has_address(existing.index):
+            return False
+        if self.spec.gateway is not None and not self._has_default_via(existing.index):
             return False
         if self.spec.mac and existing.mac != self.spec.mac:
             return False

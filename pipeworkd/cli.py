@@ -65,6 +65,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     except Shutdown as exc:
         LOG.info("stopping on %s", exc)
         return 0
+    except Exception as exc:  # a bug: one line, the traceback with --debug
+        LOG.debug("traceback", exc_info=True)
+        LOG.error("internal error: %s: %s", type(exc).__name__, exc)
+        return 1
 
 
 if __name__ == "__main__":

@@ -102,5 +102,7 @@ def client_commands(facts: ContainerFacts) -> List[ClientCommand]:
             continue
         if words and words[0] == "pipework":
             words = words[1:]
+        if not words:
+            continue  # an empty variable asks for nothing
         commands.append(ClientCommand(variable=name, raw=raw, argv=expand_macros(words, values)))
     return commands

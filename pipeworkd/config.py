@@ -65,6 +65,8 @@ def parse_flag(value: str) -> bool:
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_SECONDS = 366 * 86400
+MAX_WORKERS = 64
 
 
 def parse_seconds(name: str, value: str) -> float:
@@ -75,9 +77,15 @@ def parse_seconds(name: str, value: str) -> float:
         seconds = float(text[:-1] if scale else text) * (scale or 1)
     except ValueError:
         raise ConfigError(f"{name}={value!r}: expected a number of seconds") from None
-    if seconds < 0 or seconds != seconds or seconds == float("inf"):
-        raise ConfigError(f"{name}={value!r}: expected a non-negative number of seconds")
+    if not 0 <= seconds <= MAX_SECONDS:
+        raise ConfigError(f"{name}={value!r}: expected a number of seconds from 0 to {MAX_SECONDS}")
     return seconds
+
+
+def parse_workers(value: str) -> int:
+    if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= MAX_WORKERS:
+        raise ConfigError(f"PIPEWORKD_WORKERS={value!r}: expected a whole number from 1 to {MAX_WORKERS}")
+    return int(value)
 
 
 def parse_event_filters(value: str) -> Dict[str, List[str]]:
@@ -112,7 +120,7 @@ def settings_from_env(environ: Optional[Mapping[str, str]] = None, run_mode: Opt
     warnings = [f"{name} is not supported yet and is ignored" for name in NOT_SUPPORTED_YET if name in values]
     if "cleanup_wait" in values:
         warnings.append("cleanup_wait is not needed by pipeworkd and is ignored")
-    up_time = values.get("up_time")
+    up_time = parse_seconds("up_time", values.get("up_time", "0"))
     return Settings(
         run_modes=parse_run_modes(run_mode if run_mode is not None else values.get("run_mode", "")),
         key=values.get("key"),
@@ -121,9 +129,9 @@ def settings_from_env(environ: Optional[Mapping[str, str]] = None, run_mode: Opt
         event_filters=parse_event_filters(values.get("event_filters", "")),
         retry_delay=parse_seconds("retry_delay", values.get("retry_delay", "0")),
         inter_delay=parse_seconds("inter_delay", values.get("inter_delay", "0")),
-        up_time=parse_seconds("up_time", up_time) if up_time else None,
+        up_time=up_time or None,
         proc_root=environ.get("PIPEWORKD_PROC") or "/proc",
-        workers=int(parse_seconds("PIPEWORKD_WORKERS", environ.get("PIPEWORKD_WORKERS") or "4")) or 1,
+        workers=parse_workers(environ.get("PIPEWORKD_WORKERS") or "4"),
         housekeeping_interval=parse_seconds(
             "PIPEWORKD_HOUSEKEEPING_INTERVAL", environ.get("PIPEWORKD_HOUSEKEEPING_INTERVAL") or "30"
         ) or 30.0,

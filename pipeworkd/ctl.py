@@ -9,106 +9,134 @@ import sys
 import time
 from typing import List, Optional
 
+from pyroute2.netlink.exceptions import NetlinkError
+
 from . import __version__, firewall, log
 from . import netlink as nl
-from .daemon import run_attach
+from .daemon import prepare, run_attach
 from .docker_adapter import DockerAdapter
 from .errors import PipeworkError
-from .spec import parse
+from .spec import USAGE, parse, refuse_unsupported, validate_ifname
 
 LOG = logging.getLogger("pipeworkctl")
 
+# These take pipework's own arguments verbatim, dashes included: argparse never sees them.
+PIPEWORK_COMMANDS = ("attach", "check")
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pipeworkctl", description="pipeworkd admin commands.")
+    parser = argparse.ArgumentParser(
+        prog="pipeworkctl", description="pipeworkd admin commands.",
+        epilog="attach and check take pipework arguments as they are, options anywhere: "
+               "pipeworkctl attach br1 -i eth1 web 192.168.4.2/24@192.168.4.1")
     parser.add_argument("--version", action="version", version=f"pipeworkctl {__version__}")
-    parser.add_argument("--debug", action="store_true", help="log debug messages")
+    parser.add_argument("--debug", action="store_true", help="log debug messages and show tracebacks")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    attach = commands.add_parser(
-        "attach", help="attach one running container now, with pipework arguments",
-        description="Attach one running container now. Example: "
-                    "pipeworkctl attach br1 -i eth1 web 192.168.4.2/24@192.168.4.1")
-    attach.add_argument("pipework_args", nargs=argparse.REMAINDER, help="pipework arguments")
-    check = commands.add_parser("check", help="parse pipework arguments and print what they ask for")
-    check.add_argument("pipework_args", nargs=argparse.REMAINDER, help="pipework arguments")
+    commands.add_parser("attach", help="attach one running container now: attach PIPEWORK-ARGUMENTS")
+    commands.add_parser("check", help="parse pipework arguments and print what they ask for (exit 3: not "
+                                      "supported yet)")
     delete = commands.add_parser("bridge-delete", help="delete a bridge pipeworkd created, and its firewall rule")
     delete.add_argument("bridge")
-    delete.add_argument("--force", action="store_true", help="delete it even if ports are still attached")
+    delete.add_argument("--force", action="store_true",
+                        help="also when containers are still attached: their interfaces on it are deleted")
     commands.add_parser("cleanup", help="remove firewall rules of bridges that are gone")
     return parser
 
 
-def _words(args: argparse.Namespace) -> List[str]:
-    words = args.pipework_args
-    return words[1:] if words[:1] == ["--"] else words
-
-
-def cmd_attach(args: argparse.Namespace) -> int:
+def cmd_attach(words: List[str]) -> int:
     started = time.monotonic()
+    spec = prepare(words)  # bad input is refused before Docker is asked anything
     docker = DockerAdapter()
     try:
-        info, result = run_attach(_words(args), docker, os.environ.get("PIPEWORKD_PROC") or "/proc")
+        info, result = run_attach(spec, docker, os.environ.get("PIPEWORKD_PROC") or "/proc")
     finally:
         docker.close()
     print(f"{info.name} ({info.short_id}): {result.summary()} in {(time.monotonic() - started) * 1000:.0f} ms")
     return 0
 
 
-def cmd_check(args: argparse.Namespace) -> int:
-    spec = parse(_words(args))
+def cmd_check(words: List[str]) -> int:
+    spec = parse(words)
     for name, value in vars(spec).items():
         if name != "argv" and value not in (None, (), False):
             print(f"{name}: {value}")
+    refuse_unsupported(spec)
+    print("supported: yes")
     return 0
 
 
 def cmd_bridge_delete(args: argparse.Namespace) -> int:
+    name = validate_ifname(args.bridge, "bridge")
     with nl.host_iproute() as ipr:
-        bridge = nl.find_link(ipr, args.bridge)
+        bridge = nl.find_link(ipr, name)
         if bridge is not None:
             if bridge.kind != "bridge" or bridge.alias != nl.OWNER_ALIAS:
-                raise PipeworkError(f"{args.bridge} is not a bridge created by pipeworkd; not deleting it")
+                raise PipeworkError(f"{name} is not a bridge created by pipeworkd; not deleting it")
             ports = nl.bridge_ports(ipr, bridge.index)
             if ports and not args.force:
                 names = ", ".join(port.name for port in ports)
-                raise PipeworkError(f"bridge {args.bridge} still has ports ({names}); use --force to delete it")
+                raise PipeworkError(f"bridge {name} still has ports ({names}); use --force to delete it")
+            for port in ports:
+                if port.kind == "veth":  # takes the container's end with it
+                    nl.delete_link(ipr, port.index)
+                    print(f"port {port.name} deleted")
             nl.delete_link(ipr, bridge.index)
-            print(f"bridge {args.bridge} deleted")
-    removed = firewall.remove_bridge_rules(args.bridge) if firewall.available() else 0
+            print(f"bridge {name} deleted")
+    removed = firewall.remove_bridge_rules(name) if firewall.available() else 0
     if bridge is None and not removed:
-        raise PipeworkError(f"bridge {args.bridge} does not exist")
+        raise PipeworkError(f"bridge {name} does not exist")
     if removed:
-        print(f"firewall rule for {args.bridge} removed")
+        print(f"firewall rule for {name} removed")
     return 0
 
 
 def cmd_cleanup(_args: argparse.Namespace) -> int:
-    with nl.host_iproute() as ipr:
-        names = [link.name for link in nl.links(ipr)]
-    gone = firewall.remove_rules_of_missing_bridges(names)
+    gone = firewall.remove_rules_of_missing_bridges(nl.host_link_names)
     print(f"removed firewall rules of {len(gone)} missing bridge(s){': ' + ', '.join(gone) if gone else ''}")
     return 0
 
 
-COMMANDS = {"attach": cmd_attach, "check": cmd_check, "bridge-delete": cmd_bridge_delete, "cleanup": cmd_cleanup}
+def split_argv(argv: List[str]):
+    """(options before the command, the command, its words) for attach and check; None otherwise."""
+    for position, word in enumerate(argv):
+        if word in PIPEWORK_COMMANDS:
+            words = argv[position + 1:]
+            return argv[:position], word, words[1:] if words[:1] == ["--"] else words
+        if not word.startswith("-"):
+            return None
+    return None
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    pipework = split_argv(argv)
+    args = build_parser().parse_args(pipework[0] + [pipework[1]] if pipework else argv)
     log.setup(debug=args.debug, journal=False, level=logging.WARNING)
     try:
-        return COMMANDS[args.command](args)
+        if pipework and pipework[2][:1] in (["-h"], ["--help"]):
+            print(f"pipeworkctl {pipework[1]} PIPEWORK-ARGUMENTS\n{USAGE}")
+            return 0
+        if pipework:
+            return (cmd_attach if pipework[1] == "attach" else cmd_check)(pipework[2])
+        return {"bridge-delete": cmd_bridge_delete, "cleanup": cmd_cleanup}[args.command](args)
     except PipeworkError as exc:
-        print(f"pipeworkctl: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return fail(str(exc), exc.exit_code)
     except firewall.FirewallError as exc:
-        print(f"pipeworkctl: firewall: {exc}", file=sys.stderr)
-        return 1
+        return fail(f"firewall: {exc}")
     except PermissionError as exc:
-        print(f"pipeworkctl: permission denied ({exc.strerror}); run as root", file=sys.stderr)
-        return 1
+        return fail(f"permission denied ({exc.strerror}); run as root")
+    except NetlinkError as exc:
+        return fail(f"netlink: {exc}")
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug: still one line, the traceback with --debug
+        LOG.debug("traceback", exc_info=True)
+        return fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)")
+
+
+def fail(message: str, code: int = 1) -> int:
+    print(f"pipeworkctl: {log.shown(message, limit=1000)}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -8,10 +8,11 @@ once per start (keyed on its ID and State.StartedAt), whichever saw it first.
 from __future__ import annotations
 
 import logging
+import shlex
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from docker.errors import DockerException
 from requests.exceptions import RequestException
@@ -24,10 +25,10 @@ from .clientconfig import (
 )
 from .config import Settings
 from .docker_adapter import ContainerInfo, DockerAdapter
-from .errors import ContainerError, DockerUnavailable, PipeworkError
-from .log import fields
+from .errors import ContainerError, DockerUnavailable, NotSupportedError, PipeworkError, SpecError
+from .log import fields, shown
 from .notify import notify
-from .spec import parse, refuse_unsupported, split_command
+from .spec import AttachSpec, parse, refuse_unsupported
 
 LOG = logging.getLogger(__name__)
 
@@ -35,14 +36,25 @@ RECONNECT_DELAYS = (0.5, 1, 2, 5, 10, 30)
 HOST_ROUTE_MARKER = "pipework_host_route"
 
 
-def run_attach(argv: Sequence[str], docker: DockerAdapter, proc_root: str,
-               known: Optional[ContainerInfo] = None) -> tuple:
-    """Parse and run one pipework command; return (container info, result)."""
-    spec = refuse_unsupported(parse(list(argv)))
-    if known is not None and _refers_to(spec.guest, known):
-        info = known
-    else:
+def prepare(command: Union[str, Sequence[str]]) -> AttachSpec:
+    """Parse a pipework command and refuse what is not supported yet."""
+    return refuse_unsupported(parse(command if isinstance(command, str) else list(command)))
+
+
+def run_attach(spec: AttachSpec, docker: DockerAdapter, proc_root: str,
+               own_container: Optional[ContainerInfo] = None) -> Tuple[ContainerInfo, AttachResult]:
+    """Attach the container the spec names; return (container info, result).
+
+    With `own_container` (a container's own pipework_cmd), that container is
+    the only one the command may attach: a container cannot rewire another.
+    """
+    if own_container is None:
         info = docker.running_target(spec.guest)
+    elif _refers_to(spec.guest, own_container):
+        info = own_container
+    else:
+        raise ContainerError(f"the command names container {spec.guest!r}, but a container's pipework_cmd "
+                             f"can only attach the container itself")
     result = attach(spec, Target(id=info.id, name=info.name, pid=info.pid), proc_root)
     return info, result
 
@@ -108,11 +120,11 @@ class Daemon:
         for origin, command in commands:
             started = time.monotonic()
             try:
-                words = split_command(command) if isinstance(command, str) else command
-                info, result = run_attach(words, self.docker, self.settings.proc_root)
-                self._log_result(info, origin, words, result, time.monotonic() - started)
+                spec = prepare(command)
+                info, result = run_attach(spec, self.docker, self.settings.proc_root)
+                self._log_result(info, origin, spec.argv, result, time.monotonic() - started)
             except PipeworkError as exc:
-                LOG.error("manual %s: %s", origin, exc)
+                LOG.error("manual %s: %s", origin, shown(str(exc)))
                 status = status or exc.exit_code
         return status
 
@@ -179,7 +191,7 @@ class Daemon:
             self.docker.close_events(self.stream)
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True)
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
     # --- per container ---
 
@@ -188,6 +200,8 @@ class Daemon:
             return self.locks.setdefault(cid, threading.Lock())
 
     def process_container(self, cid: str) -> None:
+        if self.stopping.is_set():
+            return
         try:
             with self._lock_for(cid):
                 self._process_locked(cid)
@@ -218,22 +232,29 @@ class Daemon:
             LOG.warning("container %s (%s): pipework_host_route variables are not supported yet and are ignored",
                         info.name, info.short_id)
         for command in client_commands(info.facts()):
+            if self.stopping.is_set():
+                return
             self._run_client_command(info, command)
 
     def _run_client_command(self, info: ContainerInfo, command: ClientCommand) -> None:
         attempts = 2 if self.settings.retry_delay > 0 else 1
         for attempt in range(attempts):
-            if attempt:
-                self.stopping.wait(self.settings.retry_delay)
             started = time.monotonic()
             try:
                 if command.error:
-                    raise PipeworkError(command.error)
-                _, result = run_attach(command.argv, self.docker, self.settings.proc_root, known=info)
+                    raise SpecError(command.error)
+                spec = prepare(command.argv)
+                _, result = run_attach(spec, self.docker, self.settings.proc_root, own_container=info)
+            except (SpecError, NotSupportedError) as exc:
+                self._log_failure(info, command, exc, time.monotonic() - started, False)
+                break  # trying again cannot help
             except PipeworkError as exc:
-                self._log_failure(info, command, exc, time.monotonic() - started, attempt + 1 < attempts)
+                will_retry = attempt + 1 < attempts
+                self._log_failure(info, command, exc, time.monotonic() - started, will_retry)
+                if will_retry and self.stopping.wait(self.settings.retry_delay):
+                    return
                 continue
-            self._log_result(info, command.variable, command.argv, result, time.monotonic() - started)
+            self._log_result(info, command.variable, spec.argv, result, time.monotonic() - started)
             break
         if self.settings.inter_delay:
             self.stopping.wait(self.settings.inter_delay)
@@ -244,8 +265,8 @@ class Daemon:
                     result: AttachResult, seconds: float) -> None:
         with self.guard:
             self.counts["attached"] += 1
-        text = " ".join(argv)
-        LOG.info("container %s (%s): %s: '%s': %s in %.1f ms", info.name, info.short_id, origin, text,
+        text = shown(shlex.join(argv))
+        LOG.info("container %s (%s): %s: %s: %s in %.1f ms", info.name, info.short_id, origin, text,
                  result.summary(), seconds * 1000,
                  extra=fields(container_name=info.name, container_id=info.short_id,
                               container_id_full=info.id, pipework_cmd=text, pipework_variable=origin,
@@ -258,10 +279,10 @@ class Daemon:
                      seconds: float, will_retry: bool) -> None:
         with self.guard:
             self.counts["failed"] += 1
-        text = " ".join(command.argv) or command.raw
+        text = shown(shlex.join(command.argv) if command.argv else command.raw)
         retry = f"; retrying in {self.settings.retry_delay:g} s" if will_retry else ""
-        LOG.error("container %s (%s): %s: '%s': failed in %.1f ms: %s%s", info.name, info.short_id,
-                  command.variable, text, seconds * 1000, exc, retry,
+        LOG.error("container %s (%s): %s: %s: failed in %.1f ms: %s%s", info.name, info.short_id,
+                  command.variable, text, seconds * 1000, shown(str(exc)), retry,
                   extra=fields(container_name=info.name, container_id=info.short_id,
                                container_id_full=info.id, pipework_cmd=text,
                                pipework_variable=command.variable, pipework_event="failed",
@@ -274,9 +295,7 @@ class Daemon:
         if not firewall.available():
             return
         try:
-            with nl.host_iproute() as ipr:
-                names = [link.name for link in nl.links(ipr)]
-            for name in firewall.remove_rules_of_missing_bridges(names):
+            for name in firewall.remove_rules_of_missing_bridges(nl.host_link_names):
                 LOG.info("bridge %s is gone: its firewall rule was removed", name)
         except Exception as exc:  # the next round tries again
             LOG.warning("housekeeping: %s", " ".join(str(exc).split()) or type(exc).__name__)
@@ -313,6 +332,8 @@ def run(settings: Settings, manual_argv: Sequence[str], environ: Mapping[str, st
             if "daemon" in settings.run_modes:
                 daemon.start_housekeeping_timer()
                 daemon.follow_events(since)
+            elif daemon.counts["failed"]:
+                status = status or 1
     finally:
         notify("STOPPING=1")
         daemon.stop()

@@ -9,17 +9,27 @@ touches its own rules, and removes the rule when the bridge is gone.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
+import re
 import shlex
 import shutil
 import subprocess
-from typing import Iterable, List, Optional, Sequence
+import threading
+from contextlib import contextmanager
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence
 
 LOG = logging.getLogger(__name__)
 
 COMMENT_PREFIX = "pipeworkd bridge "
 PREFERRED_CHAINS = ("DOCKER-USER", "FORWARD")
 TIMEOUT = 20.0
+LOCK_PATH = "/run/pipeworkd/firewall.lock"
+# iptables reads a trailing '+' as a wildcard: only plain names get a rule.
+PLAIN_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+
+_thread_lock = threading.Lock()
 
 
 class FirewallError(Exception):
@@ -48,7 +58,22 @@ def _chain_exists(chain: str) -> bool:
     return _iptables(["-S", chain], check=False).returncode == 0
 
 
+@contextmanager
+def _locked() -> Iterator[None]:
+    """One check-then-change at a time, across threads and processes."""
+    os.makedirs(os.path.dirname(LOCK_PATH), mode=0o755, exist_ok=True)
+    with _thread_lock:
+        fd = os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+
 def _rule(bridge: str) -> List[str]:
+    if not PLAIN_NAME.match(bridge):
+        raise FirewallError(f"bridge name {bridge!r} is not a plain interface name")
     return ["-i", bridge, "-o", bridge, "-m", "comment", "--comment", COMMENT_PREFIX + bridge, "-j", "ACCEPT"]
 
 
@@ -61,10 +86,11 @@ def _chain_for_new_rule() -> str:
 
 def allow_bridge(bridge: str) -> bool:
     """Ensure the ACCEPT rule for `bridge`; return True when it was added now."""
-    if rule_chain(bridge) is not None:
-        return False
-    chain = _chain_for_new_rule()
-    _iptables(["-I", chain, *_rule(bridge)])
+    with _locked():
+        if rule_chain(bridge) is not None:
+            return False
+        chain = _chain_for_new_rule()
+        _iptables(["-I", chain, *_rule(bridge)])
     LOG.info("firewall: traffic inside bridge %s accepted (chain %s)", bridge, chain)
     return True
 
@@ -78,13 +104,19 @@ def rule_chain(bridge: str) -> Optional[str]:
 
 def remove_bridge_rules(bridge: str) -> int:
     """Delete every copy of our rule for `bridge`; return how many were removed."""
+    with _locked():
+        removed = _remove_unlocked(bridge)
+    if removed:
+        LOG.info("firewall: rule for bridge %s removed", bridge)
+    return removed
+
+
+def _remove_unlocked(bridge: str) -> int:
     removed = 0
     for chain in PREFERRED_CHAINS:
         while _iptables(["-C", chain, *_rule(bridge)], check=False).returncode == 0:
             _iptables(["-D", chain, *_rule(bridge)])
             removed += 1
-    if removed:
-        LOG.info("firewall: rule for bridge %s removed", bridge)
     return removed
 
 
@@ -113,9 +145,18 @@ def _bridge_from_rule(line: str) -> Optional[str]:
     return None
 
 
-def remove_rules_of_missing_bridges(existing: Iterable[str]) -> List[str]:
-    present = set(existing)
-    gone = [name for name in bridges_with_rules() if name not in present]
-    for name in gone:
-        remove_bridge_rules(name)
+def remove_rules_of_missing_bridges(link_names: Callable[[], Iterable[str]]) -> List[str]:
+    """Remove the rules of bridges that no longer exist; return their names.
+
+    The rules are read before the links are listed, so a bridge created
+    meanwhile, whose rule is not in that reading, cannot lose it.
+    """
+    with _locked():
+        named = [name for name in bridges_with_rules() if PLAIN_NAME.match(name)]
+        if not named:
+            return []
+        present = set(link_names())
+        gone = [name for name in named if name not in present]
+        for name in gone:
+            _remove_unlocked(name)
     return gone

@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import struct
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator, List, Optional, Tuple, TypeVar
@@ -196,22 +197,32 @@ def get_link(ipr, index: int) -> LinkInfo:
     return link_info(ipr.link("get", index=index)[0])
 
 
-DUMP_ATTEMPTS = 5
+DUMP_ATTEMPTS = 12
 
 
 def _dump(method, **kwargs) -> list:
-    """A netlink dump, started again when the kernel says a change interrupted it."""
+    """A netlink dump, started again when the kernel says a change interrupted it.
+
+    While many links come and go (a burst of container starts), dumps are
+    interrupted often; the short, growing pauses give the burst time to pass.
+    """
     for attempt in range(DUMP_ATTEMPTS):
         try:
             return list(method(**kwargs))
         except NetlinkDumpInterrupted:
             if attempt == DUMP_ATTEMPTS - 1:
                 raise
+            time.sleep(0.005 * (attempt + 1))
     return []
 
 
 def links(ipr) -> List[LinkInfo]:
     return [link_info(msg) for msg in _dump(ipr.get_links)]
+
+
+def host_link_names() -> List[str]:
+    with host_iproute() as ipr:
+        return [link.name for link in links(ipr)]
 
 
 def find_link_by_mac(ipr, mac: str) -> Optional[LinkInfo]:

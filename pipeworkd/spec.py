@@ -200,6 +200,7 @@ def _parse_ipspec(spec: str, family: Optional[int]):
     except ValueError:
         raise SpecError(f"{text}: not a valid IP address with prefix length") from None
     _check_family(address.version, family, text)
+    _check_usable(address.ip, text, "address")
     if address.network.prefixlen < address.max_prefixlen - 1:
         if address.ip == address.network.network_address:
             raise SpecError(f"{text}: this is the network address, not a host address")
@@ -213,9 +214,19 @@ def _parse_ipspec(spec: str, family: Optional[int]):
             raise SpecError(f"{gateway_text!r}: not a valid gateway address") from None
         if gateway.version != address.version:
             raise SpecError(f"gateway {gateway} is not of the same family as {text}")
+        _check_usable(gateway, str(gateway), "gateway")
+        if gateway.version == 4 and gateway == ipaddress.IPv4Address("255.255.255.255"):
+            raise SpecError(f"gateway {gateway}: a broadcast address cannot be a gateway")
         if gateway == address.ip:
             raise SpecError(f"gateway {gateway} is the interface's own address")
     return address, gateway, None
+
+
+def _check_usable(ip: IPAddress, text: str, what: str) -> None:
+    for unusable, kind in ((ip.is_unspecified, "unspecified"), (ip.is_loopback, "loopback"),
+                           (ip.is_multicast, "multicast")):
+        if unusable:
+            raise SpecError(f"{what} {text}: a {kind} address cannot be used here")
 
 
 def _is_ipv4(text: str) -> bool:
@@ -269,7 +280,7 @@ def validate_ifname(name: str, what: str) -> str:
     if not name:
         raise SpecError(f"{what}: empty name")
     if len(name.encode()) > IFNAMSIZ_MAX:
-        raise SpecError(f"{what} {name!r}: longer than {IFNAMSIZ_MAX} characters")
+        raise SpecError(f"{what} {name!r}: longer than {IFNAMSIZ_MAX} bytes")
     if name in (".", "..") or any(c in name for c in "/:") or any(c.isspace() for c in name):
         raise SpecError(f"{what} {name!r}: not a valid interface name")
     return name

@@ -252,3 +252,46 @@ def test_gratuitous_arp_announces_the_address(ipr, host_links, fake_containers):
 
         frame = sniffer.recv(2048)
     assert frame[:42] == nl.gratuitous_arp(result.mac, ipaddress.ip_address("10.77.16.2"))
+
+
+@pytest.mark.parametrize("name", ["brpwt+", "brpwté", "brpwt*x"])
+def test_only_plain_bridge_names_are_created(ipr, fake_containers, name):
+    ctr = fake_containers.start()
+    with pytest.raises(HostInterfaceError, match="only creates bridges named with letters"):
+        run(f"{name} {ctr.name} 10.77.17.2/24", ctr)
+    assert nl.find_link(ipr, name) is None
+    assert firewall.bridges_with_rules().count(name) == 0
+
+
+def test_macvlan_on_a_bridge_port_is_refused(ipr, host_links, fake_containers):
+    bridge = host_links.bridge()
+    ipr.link("add", ifname=bridge, kind="bridge")
+    port = make_veth_pair(ipr, host_links)
+    ipr.link("set", index=port.index, master=nl.find_link(ipr, bridge).index)
+    ctr = fake_containers.start()
+
+    with pytest.raises(HostInterfaceError, match=f"{port.name} is a port of {bridge}.*attach to {bridge} instead"):
+        run(f"{port.name} {ctr.name} 10.77.18.2/24", ctr)
+    assert set(container_links(ctr)) == {"lo"}
+
+
+def test_same_interface_with_another_gateway_is_refused(host_links, fake_containers):
+    bridge = host_links.bridge()
+    ctr = fake_containers.start()
+    run(f"{bridge} {ctr.name} 10.77.19.2/24@10.77.19.1", ctr)
+
+    with pytest.raises(AttachError, match="already exists"):
+        run(f"{bridge} {ctr.name} 10.77.19.2/24@10.77.19.254", ctr)
+    assert run(f"{bridge} {ctr.name} 10.77.19.2/24@10.77.19.1", ctr).already_attached
+
+
+@pytest.mark.skipif(not firewall.available(), reason="iptables is not installed")
+def test_concurrent_first_attaches_add_one_rule(host_links):
+    from concurrent.futures import ThreadPoolExecutor
+
+    bridge = host_links.bridge()
+    with ThreadPoolExecutor(6) as pool:
+        added = list(pool.map(lambda _: firewall.allow_bridge(bridge), range(6)))
+    assert added.count(True) == 1
+    assert firewall.bridges_with_rules().count(bridge) == 1
+    assert firewall.remove_bridge_rules(bridge) == 1

@@ -176,7 +176,7 @@ def test_ctl_bridge_delete(containers, host_links, ipr):
     (["pwtnoif0", "{name}", "10.202.0.2/24"], "host interface pwtnoif0 does not exist"),
     (["brpwtbad0", "{name}", "10.202.0.2"], "10.202.0.2: the IP address needs a netmask"),
     (["brpwtbad0", "{name}", "10.202.0.2/24", "02:zz:00:00:00:01"], "MAC address '02:zz:00:00:00:01'"),
-    (["brpwtbad0", "-i", "eth1234567890123", "{name}", "10.202.0.2/24"], "longer than 15 characters"),
+    (["brpwtbad0", "-i", "eth1234567890123", "{name}", "10.202.0.2/24"], "longer than 15 bytes"),
     (["brpwtbad0", "-l", "averyveryverylonghostname", "{name}", "10.202.0.2/24"], "longer than 15"),
     (["brpwtbad0", "{name}", "dhcp"], "DHCP (dhcp) is not supported yet"),
 ])
@@ -269,3 +269,42 @@ def test_bad_setting_is_one_line(start_daemon, setting, message):
     daemon = start_daemon(**setting)
     assert daemon.process.wait(30) == 2
     assert daemon.log().strip().count("\n") == 0 and message in daemon.log(), daemon.log()
+
+
+def test_a_container_cannot_attach_another(containers, host_links, start_daemon):
+    bridge = host_links.bridge()
+    victim = containers.run(f"pwt-{token()}-victim")
+    containers.run(f"pwt-{token()}-rogue", env={"pipework_cmd": f"{bridge} {victim.name} 10.206.0.3/24@10.206.0.254"})
+
+    daemon = start_daemon("--run-mode", "batch")
+    assert daemon.process.wait(30) == 1
+    assert eth_address(victim) == ""
+    assert f"names container '{victim.name}', but a container's pipework_cmd can only attach the container " \
+           f"itself" in daemon.log()
+
+
+def test_control_characters_cannot_forge_log_lines(containers, host_links, start_daemon):
+    forged = "2026-01-01 00:00:00,000 pipeworkd.daemon INFO: container victim (000000000000): forged"
+    ctr = containers.run(f"pwt-{token()}-forge", env={
+        "pipework_cmd": f"{host_links.bridge()} @CONTAINER_NAME@ 10.207.0.2/24 'U:x\n{forged}'",
+        "pipework_cmd_2": f"pwtnoif2 @CONTAINER_NAME@ '10.207.0.3\n{forged}'"})
+
+    daemon = start_daemon("--run-mode", "batch")
+    assert daemon.process.wait(30) == 1
+    assert eth_address(ctr) == "10.207.0.2/24"
+    log = daemon.log()
+    assert not any(line.startswith("2026-01-01") for line in log.splitlines()), log
+    assert "\\n2026-01-01" in log
+
+
+def test_sigterm_stops_promptly_and_drops_queued_work(containers, host_links, start_daemon):
+    bridge = host_links.bridge()
+    daemon = start_daemon("--run-mode", "daemon", PIPEWORKD_WORKERS="1", inter_delay="30")
+    daemon.wait_ready()
+    made = [containers.run(f"pwt-{token()}-q{n}", env={"pipework_cmd": f"{bridge} @CONTAINER_NAME@ 10.208.0.{n}/24"})
+            for n in range(2, 5)]
+    daemon.wait_log(" attached: ")
+
+    assert daemon.stop(timeout=5) == 0
+    assert daemon.log().count(" attached: ") == 1
+    assert sum(1 for container in made if eth_address(container)) == 1

@@ -243,14 +243,18 @@ def test_clobbering_bug_not_copied():
     ("'pipework' br0 web 0/0", ("br0", "web", "0/0")),
     ("pipeworkd br0 web 0/0", ("pipeworkd", "br0", "web", "0/0")),
     ("br0 pipework 0/0", ("br0", "pipework", "0/0")),
-    ("", ()),
-    ("pipework", ()),
 ])
 def test_leading_pipework_removed(value, argv):
     (command,) = client_commands(facts(env=[f"pipework_cmd={value}"]))
     assert command.argv == argv
     assert command.raw == value
     assert command.error is None
+
+
+@pytest.mark.parametrize("value", ["", "   ", "pipework", " pipework "])
+def test_empty_command_asks_for_nothing(value):
+    assert client_commands(facts(env=[f"pipework_cmd={value}", "pipework_cmd_2=br0 web 0/0"])) == [
+        ClientCommand(variable="pipework_cmd_2", raw="br0 web 0/0", argv=("br0", "web", "0/0"))]
 
 
 def test_macros_expanded():

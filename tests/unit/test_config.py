@@ -406,3 +406,26 @@ def test_from_inspect_feeds_filters():
     parsed = ContainerInfo.from_inspect(data)
     assert parsed.name == "web"
     assert matches_filters(parsed, {"container": ["web"], "image": ["redis"], "label": ["com.example.role=web"]})
+
+
+@pytest.mark.parametrize("value, expected", [("1", 1), ("4", 4), ("64", 64)])
+def test_workers(value, expected):
+    assert settings_from_env({"PIPEWORKD_WORKERS": value}).workers == expected
+
+
+@pytest.mark.parametrize("value", ["0", "65", "2m", "abc", "1.5", "-1", "²"])
+def test_bad_workers(value):
+    with pytest.raises(ConfigError, match="PIPEWORKD_WORKERS=.*whole number from 1 to 64"):
+        settings_from_env({"PIPEWORKD_WORKERS": value})
+
+
+@pytest.mark.parametrize("name", ["sleep", "retry_delay", "inter_delay", "up_time"])
+@pytest.mark.parametrize("value", ["1e300", "inf", "nan", "367d"])
+def test_seconds_are_bounded(name, value):
+    with pytest.raises(ConfigError, match=f"{name}=.*from 0 to"):
+        settings_from_env({name: value})
+
+
+@pytest.mark.parametrize("value, expected", [("0", None), ("", None), ("2m", 120.0)])
+def test_up_time_zero_means_no_limit(value, expected):
+    assert settings_from_env({"up_time": value}).up_time == expected

@@ -5,7 +5,7 @@
 #   - prepares the host (scripts/setup-host.sh: packages, dockerd, the pipeworkd-test/busybox image),
 #   - starts `python3 -m pipeworkd --run-mode both` in the background, limited to containers with
 #     this run's label pipeworkd.demo=<suffix>, and waits until its log says "ready",
-#   - starts pwdemo-web-1 and pwdemo-web-2 with
+#   - starts pwdemo<suffix>-web-1 and pwdemo<suffix>-web-2 with
 #       pipework_cmd=<bridge> -i eth1 @CONTAINER_NAME@ 192.168.<N>.1@INSTANCE@/24
 #     so they get 192.168.<N>.11/24 and 192.168.<N>.12/24 on eth1,
 #   - shows their eth1, the bridge ports, and pings web-2 from web-1 (the demo's exit status),
@@ -20,7 +20,7 @@ cd "$root"
 
 readonly PY=/usr/bin/python3
 readonly IMAGE=pipeworkd-test/busybox
-readonly CONTAINERS=(pwdemo-web-1 pwdemo-web-2)
+CONTAINERS=()
 readonly READY_TIMEOUT_S=30
 readonly ATTACH_TIMEOUT_S=20
 readonly STOP_TIMEOUT_S=10
@@ -166,6 +166,8 @@ ip1=192.168.$net.11
 ip2=192.168.$net.12
 
 label=pipeworkd.demo=$suffix
+# Names of this run only (concurrent demos do not meet); @INSTANCE@ is their last digits, 1 and 2.
+readonly CONTAINERS=("pwdemo$suffix-web-1" "pwdemo$suffix-web-2")
 say "bridge brdemo$suffix, subnet 192.168.$net.0/24, containers ${CONTAINERS[*]} (label $label)"
 
 # pipeworkd's environment: a clean one, so that nothing inherited changes its settings (they come
@@ -215,7 +217,7 @@ done
 
 # Wait (one shared deadline) until each container's eth1 carries its address.
 deadline=$(($(now_us) + ATTACH_TIMEOUT_S * 1000000))
-for pair in "pwdemo-web-1 $ip1" "pwdemo-web-2 $ip2"; do
+for pair in "${CONTAINERS[0]} $ip1" "${CONTAINERS[1]} $ip2"; do
     c=${pair% *}
     addr=${pair#* }
     while :; do
@@ -240,8 +242,8 @@ heading "ip -br link show dev $bridge; ip -br link show master $bridge"
 ip -br link show dev "$bridge"
 ip -br link show master "$bridge"
 
-heading "docker exec pwdemo-web-1 ping -c 3 -W 2 $ip2"
-if "$DOCKER" exec pwdemo-web-1 ping -c 3 -W 2 "$ip2"; then ping_rc=0; else ping_rc=$?; fi
+heading "docker exec ${CONTAINERS[0]} ping -c 3 -W 2 $ip2"
+if "$DOCKER" exec "${CONTAINERS[0]}" ping -c 3 -W 2 "$ip2"; then ping_rc=0; else ping_rc=$?; fi
 if ((ping_rc == 0)); then say "ping OK"; else say "ping FAILED (exit $ping_rc)"; fi
 
 show_daemon_log

@@ -107,7 +107,7 @@ def resolve_host_side(ipr, spec: AttachSpec) -> HostSide:
         raise NotSupportedError(f"OVS bridge {name} is not supported yet")
     if link.link_type == nl.ARPHRD_INFINIBAND:
         raise NotSupportedError(f"InfiniBand interface {name} is not supported yet")
-    if name == "lo" or link.link_type == 772:  # ARPHRD_LOOPBACK
+    if link.link_type == nl.ARPHRD_LOOPBACK:
         raise HostInterfaceError(f"host interface {name} is the loopback; pick a NIC or a bridge")
     if link.master is not None:
         master = nl.get_link(ipr, link.master).name

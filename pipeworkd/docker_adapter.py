@@ -30,7 +30,6 @@ class ContainerInfo:
     started_at: str
     hostname: str
     image: str
-    network_mode: str
     env: tuple
     labels: tuple
 
@@ -38,7 +37,6 @@ class ContainerInfo:
     def from_inspect(cls, data: dict) -> "ContainerInfo":
         state = data.get("State") or {}
         config = data.get("Config") or {}
-        host_config = data.get("HostConfig") or {}
         return cls(
             id=data["Id"],
             name=(data.get("Name") or "").lstrip("/"),
@@ -47,7 +45,6 @@ class ContainerInfo:
             started_at=state.get("StartedAt") or "",
             hostname=config.get("Hostname") or "",
             image=config.get("Image") or "",
-            network_mode=host_config.get("NetworkMode") or "",
             env=tuple(config.get("Env") or ()),
             labels=tuple(sorted((config.get("Labels") or {}).items())),
         )
@@ -58,7 +55,6 @@ class ContainerInfo:
 
     def facts(self) -> ContainerFacts:
         return ContainerFacts(id=self.id, name=self.name, hostname=self.hostname, env=self.env, labels=self.labels)
-
 
 
 class DockerAdapter:
@@ -72,6 +68,8 @@ class DockerAdapter:
 
     def close(self) -> None:
         self.api.close()
+        if self._events_api is not None:
+            self._events_api.close()
 
     def inspect(self, ref: str) -> ContainerInfo:
         try:

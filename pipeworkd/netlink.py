@@ -24,6 +24,7 @@ LOG = logging.getLogger(__name__)
 
 IFF_UP = 0x1
 ARPHRD_INFINIBAND = 32
+ARPHRD_LOOPBACK = 772
 RT_SCOPE_LINK = 253
 RT_TABLE_MAIN = 254
 OWNER_ALIAS = "pipeworkd"

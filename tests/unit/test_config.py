@@ -301,7 +301,7 @@ WEB_ID = "4f66ad9a0b2e" + "3" * 52
 
 def info(image="redis:7", name="web", id=WEB_ID, labels=()) -> ContainerInfo:
     return ContainerInfo(id=id, name=name, pid=1234, running=True, started_at="2024-01-01T00:00:00Z",
-                         hostname=id[:12], image=image, network_mode="bridge", env=(), labels=tuple(labels))
+                         hostname=id[:12], image=image, env=(), labels=tuple(labels))
 
 
 LABELS = (("com.example.role", "web"), ("com.example.tier", "front"), ("empty", ""))

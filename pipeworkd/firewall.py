@@ -86,6 +86,8 @@ def _chain_for_new_rule() -> str:
 
 def allow_bridge(bridge: str) -> bool:
     """Ensure the ACCEPT rule for `bridge`; return True when it was added now."""
+    if rule_chain(bridge) is not None:
+        return False  # the common case needs no lock
     with _locked():
         if rule_chain(bridge) is not None:
             return False

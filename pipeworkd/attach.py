@@ -18,7 +18,8 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from . import firewall
 from . import netlink as nl
-from .errors import AttachError, ContainerError, HostInterfaceError, NotSupportedError
+from .errors import AttachError, ContainerError, ContainerGone, HostInterfaceError, NotSupportedError
+from .locks import LockTimeout, named_lock
 from .names import host_veth_name
 from .spec import AttachSpec, refuse_unsupported
 
@@ -67,18 +68,28 @@ class HostSide:
 def attach(spec: AttachSpec, target: Target, proc_root: str = "/proc") -> AttachResult:
     refuse_unsupported(spec)
     if target.pid <= 0:
-        raise ContainerError(f"container {target.name} is not running")
+        raise ContainerGone(f"container {target.name} is not running")
     try:
         netns = nl.Netns(proc_root, target.pid)
     except nl.NamespaceGone:
-        raise ContainerError(f"container {target.name} stopped (process {target.pid} is gone)") from None
+        raise ContainerGone(f"container {target.name} stopped (process {target.pid} is gone)") from None
     with netns:
         if netns.is_same_as_ours():
             raise ContainerError(
                 f"container {target.name} uses the host's network namespace (--net=host); refusing to attach")
-        with nl.host_iproute() as ipr, netns.iproute() as cns:
-            host_side = resolve_host_side(ipr, spec)
-            return _Attacher(spec, target, netns, ipr, cns, host_side).run()
+        try:
+            with nl.host_iproute() as ipr, netns.iproute() as cns:
+                host_side = resolve_host_side(ipr, spec)
+                if host_side.kind != "bridge":
+                    return _Attacher(spec, target, netns, ipr, cns, host_side).run()
+                # One attach at a time per bridge: a rollback can then tell for sure
+                # whether the bridge it made is still unused.
+                with named_lock(f"bridge-{host_side.name}"):
+                    return _Attacher(spec, target, netns, ipr, cns, resolve_host_side(ipr, spec)).run()
+        except NetlinkError as exc:
+            raise AttachError(f"container {target.name}: netlink: {_kernel_reason(exc)}") from None
+        except LockTimeout as exc:
+            raise AttachError(f"container {target.name}: {exc}") from None
 
 
 def resolve_host_side(ipr, spec: AttachSpec) -> HostSide:
@@ -167,6 +178,11 @@ class _Attacher:
     # --- host side ---
 
     def _build_veth(self):
+        host_name = self.spec.host_ifname or host_veth_name(
+            self.spec.container_ifname, self.target.pid, self.target.id)
+        if nl.find_link(self.ipr, host_name) is not None:
+            raise AttachError(f"host interface {host_name} already exists; choose another -l name"
+                              if self.spec.host_ifname else f"host interface {host_name} already exists")
         self.step = f"create bridge {self.host_side.name}"
         bridge = self.host_side.link
         if bridge is None:
@@ -175,11 +191,6 @@ class _Attacher:
                 self.undo.push(f"bridge {bridge.name}", lambda: self._remove_unused_bridge(bridge))
         if bridge.alias == nl.OWNER_ALIAS:
             self._open_firewall(bridge.name)
-        host_name = self.spec.host_ifname or host_veth_name(
-            self.spec.container_ifname, self.target.pid, self.target.id)
-        if nl.find_link(self.ipr, host_name) is not None:
-            raise AttachError(f"host interface {host_name} already exists; choose another -l name"
-                              if self.spec.host_ifname else f"host interface {host_name} already exists")
         self.step = f"create veth {host_name}"
         host_end = nl.add_veth_into_netns(
             self.ipr, host_name, self.spec.container_ifname, self.netns.fd, bridge.mtu)
@@ -206,16 +217,18 @@ class _Attacher:
 
     def _open_firewall(self, bridge: str) -> None:
         try:
-            if firewall.allow_bridge(bridge) and self.bridge_created:
-                self.undo.push(f"firewall rule for {bridge}", lambda: firewall.remove_bridge_rules(bridge))
+            firewall.allow_bridge(bridge)
         except firewall.FirewallError as exc:
             LOG.warning("bridge %s: could not add the firewall rule, traffic between its ports may be "
                         "dropped: %s", bridge, exc)
 
     def _remove_unused_bridge(self, bridge: nl.LinkInfo) -> None:
-        if nl.bridge_ports(self.ipr, bridge.index):
-            return  # a concurrent attach is using it now
+        """The bridge this attach made, and its rule, unless another attach has joined it since."""
+        if nl.bridge_port_names(self.ipr, bridge):
+            return
         nl.delete_link(self.ipr, bridge.index)
+        if firewall.available():
+            firewall.remove_bridge_rules(bridge.name)
 
     def _delete_container_link(self, name: str) -> None:
         link = nl.find_link(self.cns, name)
@@ -291,7 +304,7 @@ class _Attacher:
                 host_link=self.host_side.name, mtu=existing.mtu, mac=existing.mac,
                 address=str(self.spec.address) if self.spec.address else None, already_attached=True)
         raise AttachError(f"interface {self.spec.container_ifname} already exists in container "
-                          f"{self.target.name}; pick another name with -i")
+                          f"{self.target.name} with another configuration; pick another name with -i")
 
     def _matches(self, existing: nl.LinkInfo) -> bool:
         if self.spec.address is not None and not self._has_address(existing.index):

@@ -72,6 +72,8 @@ MAX_WORKERS = 64
 def parse_seconds(name: str, value: str) -> float:
     """A number of seconds, optionally with an s, m, h or d suffix as sleep(1) takes."""
     text = value.strip().lower()
+    if not text.isascii():
+        raise ConfigError(f"{name}={value!r}: expected a number of seconds")
     scale = _UNITS.get(text[-1:], 0)
     try:
         seconds = float(text[:-1] if scale else text) * (scale or 1)
@@ -79,6 +81,13 @@ def parse_seconds(name: str, value: str) -> float:
         raise ConfigError(f"{name}={value!r}: expected a number of seconds") from None
     if not 0 <= seconds <= MAX_SECONDS:
         raise ConfigError(f"{name}={value!r}: expected a number of seconds from 0 to {MAX_SECONDS}")
+    return seconds
+
+
+def parse_interval(value: str) -> float:
+    seconds = parse_seconds("PIPEWORKD_HOUSEKEEPING_INTERVAL", value)
+    if seconds < 0.1:
+        raise ConfigError(f"PIPEWORKD_HOUSEKEEPING_INTERVAL={value!r}: at least 0.1 seconds")
     return seconds
 
 
@@ -132,8 +141,6 @@ def settings_from_env(environ: Optional[Mapping[str, str]] = None, run_mode: Opt
         up_time=up_time or None,
         proc_root=environ.get("PIPEWORKD_PROC") or "/proc",
         workers=parse_workers(environ.get("PIPEWORKD_WORKERS") or "4"),
-        housekeeping_interval=parse_seconds(
-            "PIPEWORKD_HOUSEKEEPING_INTERVAL", environ.get("PIPEWORKD_HOUSEKEEPING_INTERVAL") or "30"
-        ) or 30.0,
+        housekeeping_interval=parse_interval(environ.get("PIPEWORKD_HOUSEKEEPING_INTERVAL") or "30"),
         warnings=tuple(warnings),
     )

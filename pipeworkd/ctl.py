@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import time
 from typing import List, Optional
@@ -16,6 +17,7 @@ from . import netlink as nl
 from .daemon import prepare, run_attach
 from .docker_adapter import DockerAdapter
 from .errors import PipeworkError
+from .locks import LockTimeout, named_lock
 from .spec import USAGE, parse, refuse_unsupported, validate_ifname
 
 LOG = logging.getLogger("pipeworkctl")
@@ -67,16 +69,15 @@ def cmd_check(words: List[str]) -> int:
 
 def cmd_bridge_delete(args: argparse.Namespace) -> int:
     name = validate_ifname(args.bridge, "bridge")
-    with nl.host_iproute() as ipr:
+    with named_lock(f"bridge-{name}"), nl.host_iproute() as ipr:
         bridge = nl.find_link(ipr, name)
         if bridge is not None:
             if bridge.kind != "bridge" or bridge.alias != nl.OWNER_ALIAS:
                 raise PipeworkError(f"{name} is not a bridge created by pipeworkd; not deleting it")
-            ports = nl.bridge_ports(ipr, bridge.index)
+            ports = nl.bridge_port_names(ipr, bridge)
             if ports and not args.force:
-                names = ", ".join(port.name for port in ports)
-                raise PipeworkError(f"bridge {name} still has ports ({names}); use --force to delete it")
-            for port in ports:
+                raise PipeworkError(f"bridge {name} still has ports ({', '.join(ports)}); use --force to delete it")
+            for port in filter(None, (nl.find_link(ipr, port) for port in ports)):
                 if port.kind == "veth":  # takes the container's end with it
                     nl.delete_link(ipr, port.index)
                     print(f"port {port.name} deleted")
@@ -107,8 +108,18 @@ def split_argv(argv: List[str]):
     return None
 
 
+class Terminated(BaseException):
+    """SIGTERM: raised so that an attach in progress is rolled back."""
+
+
+def _on_sigterm(_signum, _frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated()
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    signal.signal(signal.SIGTERM, _on_sigterm)
     pipework = split_argv(argv)
     args = build_parser().parse_args(pipework[0] + [pipework[1]] if pipework else argv)
     log.setup(debug=args.debug, journal=False, level=logging.WARNING)
@@ -127,8 +138,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         return fail(f"permission denied ({exc.strerror}); run as root")
     except NetlinkError as exc:
         return fail(f"netlink: {exc}")
+    except LockTimeout as exc:
+        return fail(str(exc))
     except KeyboardInterrupt:
         return 130
+    except Terminated:
+        return 143
     except Exception as exc:  # a bug: still one line, the traceback with --debug
         LOG.debug("traceback", exc_info=True)
         return fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)")

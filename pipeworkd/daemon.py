@@ -25,7 +25,9 @@ from .clientconfig import (
 )
 from .config import Settings
 from .docker_adapter import ContainerInfo, DockerAdapter
-from .errors import ContainerError, DockerUnavailable, NotSupportedError, PipeworkError, SpecError
+from .errors import (
+    ContainerError, ContainerGone, DockerUnavailable, NotSupportedError, PipeworkError, SpecError,
+)
 from .log import fields, shown
 from .notify import notify
 from .spec import AttachSpec, parse, refuse_unsupported
@@ -232,11 +234,11 @@ class Daemon:
             LOG.warning("container %s (%s): pipework_host_route variables are not supported yet and are ignored",
                         info.name, info.short_id)
         for command in client_commands(info.facts()):
-            if self.stopping.is_set():
+            if self.stopping.is_set() or not self._run_client_command(info, command):
                 return
-            self._run_client_command(info, command)
 
-    def _run_client_command(self, info: ContainerInfo, command: ClientCommand) -> None:
+    def _run_client_command(self, info: ContainerInfo, command: ClientCommand) -> bool:
+        """Run one command (and its retry); False when the container's other commands should not run."""
         attempts = 2 if self.settings.retry_delay > 0 else 1
         for attempt in range(attempts):
             started = time.monotonic()
@@ -248,16 +250,20 @@ class Daemon:
             except (SpecError, NotSupportedError) as exc:
                 self._log_failure(info, command, exc, time.monotonic() - started, False)
                 break  # trying again cannot help
+            except ContainerGone as exc:
+                self._log_failure(info, command, exc, time.monotonic() - started, False)
+                return False  # its other commands would fail the same way
             except PipeworkError as exc:
                 will_retry = attempt + 1 < attempts
                 self._log_failure(info, command, exc, time.monotonic() - started, will_retry)
                 if will_retry and self.stopping.wait(self.settings.retry_delay):
-                    return
+                    return False
                 continue
             self._log_result(info, command.variable, spec.argv, result, time.monotonic() - started)
             break
         if self.settings.inter_delay:
             self.stopping.wait(self.settings.inter_delay)
+        return True
 
     # --- logging ---
 
@@ -266,7 +272,7 @@ class Daemon:
         with self.guard:
             self.counts["attached"] += 1
         text = shown(shlex.join(argv))
-        LOG.info("container %s (%s): %s: %s: %s in %.1f ms", info.name, info.short_id, origin, text,
+        LOG.info("container %s (%s): %s: %s: %s in %.1f ms", info.name, info.short_id, shown(origin), text,
                  result.summary(), seconds * 1000,
                  extra=fields(container_name=info.name, container_id=info.short_id,
                               container_id_full=info.id, pipework_cmd=text, pipework_variable=origin,
@@ -282,7 +288,7 @@ class Daemon:
         text = shown(shlex.join(command.argv) if command.argv else command.raw)
         retry = f"; retrying in {self.settings.retry_delay:g} s" if will_retry else ""
         LOG.error("container %s (%s): %s: %s: failed in %.1f ms: %s%s", info.name, info.short_id,
-                  command.variable, text, seconds * 1000, shown(str(exc)), retry,
+                  shown(command.variable), text, seconds * 1000, shown(str(exc)), retry,
                   extra=fields(container_name=info.name, container_id=info.short_id,
                                container_id_full=info.id, pipework_cmd=text,
                                pipework_variable=command.variable, pipework_event="failed",

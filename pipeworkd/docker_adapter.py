@@ -14,7 +14,7 @@ import docker
 from docker.errors import APIError, DockerException, NotFound
 
 from .clientconfig import ContainerFacts
-from .errors import ContainerError, DockerUnavailable
+from .errors import ContainerError, ContainerGone, DockerUnavailable
 
 LOG = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class DockerAdapter:
     def running_target(self, ref: str) -> ContainerInfo:
         info = self.inspect(ref)
         if not info.running or info.pid <= 0:
-            raise ContainerError(f"container {info.name} is not running")
+            raise ContainerGone(f"container {info.name} is not running")
         return info
 
     def running_ids(self) -> List[str]:

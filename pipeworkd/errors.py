@@ -30,6 +30,10 @@ class ContainerError(PipeworkError):
     exit_code = 4
 
 
+class ContainerGone(ContainerError):
+    """The container is not running (any more)."""
+
+
 class HostInterfaceError(PipeworkError):
     """The host interface is missing or unusable."""
 

@@ -9,27 +9,23 @@ touches its own rules, and removes the rule when the bridge is gone.
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import re
 import shlex
 import shutil
 import subprocess
-import threading
 from contextlib import contextmanager
 from typing import Callable, Iterable, Iterator, List, Optional, Sequence
+
+from .locks import LockTimeout, named_lock
 
 LOG = logging.getLogger(__name__)
 
 COMMENT_PREFIX = "pipeworkd bridge "
 PREFERRED_CHAINS = ("DOCKER-USER", "FORWARD")
 TIMEOUT = 20.0
-LOCK_PATH = "/run/pipeworkd/firewall.lock"
 # iptables reads a trailing '+' as a wildcard: only plain names get a rule.
 PLAIN_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
-
-_thread_lock = threading.Lock()
 
 
 class FirewallError(Exception):
@@ -61,14 +57,11 @@ def _chain_exists(chain: str) -> bool:
 @contextmanager
 def _locked() -> Iterator[None]:
     """One check-then-change at a time, across threads and processes."""
-    os.makedirs(os.path.dirname(LOCK_PATH), mode=0o755, exist_ok=True)
-    with _thread_lock:
-        fd = os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        with named_lock("firewall"):
             yield
-        finally:
-            os.close(fd)
+    except LockTimeout as exc:
+        raise FirewallError(str(exc)) from None
 
 
 def _rule(bridge: str) -> List[str]:

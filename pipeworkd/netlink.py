@@ -198,14 +198,14 @@ def get_link(ipr, index: int) -> LinkInfo:
     return link_info(ipr.link("get", index=index)[0])
 
 
-DUMP_ATTEMPTS = 12
+DUMP_ATTEMPTS = 40
 
 
 def _dump(method, **kwargs) -> list:
     """A netlink dump, started again when the kernel says a change interrupted it.
 
     While many links come and go (a burst of container starts), dumps are
-    interrupted often; the short, growing pauses give the burst time to pass.
+    interrupted often; growing pauses (about 5 s in all) let the burst pass.
     """
     for attempt in range(DUMP_ATTEMPTS):
         try:
@@ -213,7 +213,7 @@ def _dump(method, **kwargs) -> list:
         except NetlinkDumpInterrupted:
             if attempt == DUMP_ATTEMPTS - 1:
                 raise
-            time.sleep(0.005 * (attempt + 1))
+            time.sleep(min(0.005 * (attempt + 1), 0.2))
     return []
 
 
@@ -259,8 +259,12 @@ def delete_link(ipr, index: int) -> None:
             raise
 
 
-def bridge_ports(ipr, bridge_index: int) -> List[LinkInfo]:
-    return [link for link in links(ipr) if link.master == bridge_index]
+def bridge_port_names(ipr, bridge: LinkInfo) -> List[str]:
+    """The bridge's ports, from sysfs when it shows this netns (no dump to be interrupted)."""
+    try:
+        return sorted(os.listdir(f"/sys/class/net/{bridge.name}/brif"))
+    except OSError:
+        return [link.name for link in links(ipr) if link.master == bridge.index]
 
 
 def add_veth_into_netns(ipr, host_name: str, peer_name: str, netns_fd: int, mtu: int) -> LinkInfo:

@@ -25,6 +25,8 @@ DHCP_METHODS = ("dhcp", "udhcpc", "udhcpc-f", "dhclient", "dhclient-f", "dhcpcd"
 PASSTHROUGH_KINDS = ("route", "rule", "tc")
 
 _MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+_PREFIX_RE = re.compile(r"^(?:[1-9][0-9]{0,2})$")
+_GENERATED_HOST_NAME = re.compile(r"^(?:v.+pl[0-9]+|pw[a-z2-7]{13})$")
 _CONTAINER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -156,7 +158,7 @@ def _parse_attach(options: dict, positionals: list, original: tuple) -> AttachSp
         host_mac=host_mac,
         guest=validate_container_ref(guest),
         container_ifname=cif,
-        host_ifname=validate_ifname(local, "host interface name (-l)") if local is not None else None,
+        host_ifname=validate_local_name(local) if local is not None else None,
         family=family,
         address=address,
         gateway=gateway,
@@ -195,6 +197,8 @@ def _parse_ipspec(spec: str, family: Optional[int]):
     if "/" not in text:
         hint = f"; maybe you meant {text}/24" if _is_ipv4(text) else ""
         raise SpecError(f"{spec}: the IP address needs a netmask{hint}")
+    if not _valid_prefix(text.rpartition("/")[2]):
+        raise SpecError(f"{text}: the prefix length must be a number from 1 to 32 (128 for IPv6) or a netmask")
     try:
         address = ipaddress.ip_interface(text)
     except ValueError:
@@ -219,7 +223,21 @@ def _parse_ipspec(spec: str, family: Optional[int]):
             raise SpecError(f"gateway {gateway}: a broadcast address cannot be a gateway")
         if gateway == address.ip:
             raise SpecError(f"gateway {gateway} is the interface's own address")
+        network = address.network
+        if network.prefixlen < address.max_prefixlen - 1 and gateway in (
+                network.network_address, network.broadcast_address if gateway.version == 4 else None):
+            raise SpecError(f"gateway {gateway} is the network or broadcast address of {network}")
     return address, gateway, None
+
+
+def _valid_prefix(text: str) -> bool:
+    """A prefix length, or a dotted netmask (not a host mask, which ipaddress would also take)."""
+    if _PREFIX_RE.match(text):
+        return True
+    try:
+        return str(ipaddress.IPv4Network(f"0.0.0.0/{text}").netmask) == text and text != "0.0.0.0"
+    except ValueError:
+        return False
 
 
 def _check_usable(ip: IPAddress, text: str, what: str) -> None:
@@ -281,8 +299,18 @@ def validate_ifname(name: str, what: str) -> str:
         raise SpecError(f"{what}: empty name")
     if len(name.encode()) > IFNAMSIZ_MAX:
         raise SpecError(f"{what} {name!r}: longer than {IFNAMSIZ_MAX} bytes")
-    if name in (".", "..") or any(c in name for c in "/:") or any(c.isspace() for c in name):
-        raise SpecError(f"{what} {name!r}: not a valid interface name")
+    if name in (".", "..") or any(c in name for c in "/:%") or not name.isprintable() or \
+            any(c.isspace() for c in name):
+        raise SpecError(f"{what} {name!r}: not a valid interface name")  # the kernel expands '%d'
+    return name
+
+
+def validate_local_name(name: str) -> str:
+    """-l: a valid name that is not of the forms pipeworkd generates, so nobody can take those."""
+    validate_ifname(name, "host interface name (-l)")
+    if _GENERATED_HOST_NAME.match(name):
+        raise SpecError(f"host interface name (-l) {name!r}: names like v<CIF>pl<PID> and pw<hash> are "
+                        f"reserved for the names pipeworkd generates")
     return name
 
 

@@ -296,3 +296,30 @@ def test_concurrent_first_attaches_add_one_rule(ipr, host_links):
     assert added.count(True) == 1
     assert firewall.bridges_with_rules().count(bridge) == 1
     assert firewall.remove_bridge_rules(bridge) == 1
+
+
+def test_a_failing_first_attach_does_not_break_a_parallel_one(ipr, host_links, fake_containers):
+    """Both race to create the bridge; the failure's rollback must leave the other's bridge and rule."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    taken = make_veth_pair(ipr, host_links)
+    for _ in range(5):
+        bridge = host_links.bridge()
+        good, bad = fake_containers.start(), fake_containers.start()
+        commands = [(f"{bridge} -i eth1 {good.name} 10.77.20.2/24", good),
+                    (f"{bridge} -i eth1 -l {taken.name} {bad.name} 10.77.20.3/24", bad)]
+
+        def one(job):
+            try:
+                return run(*job)
+            except AttachError as exc:
+                return exc
+
+        with ThreadPoolExecutor(2) as pool:
+            ok, failed = pool.map(one, commands)
+
+        assert isinstance(failed, AttachError) and not isinstance(ok, Exception), (ok, failed)
+        br = nl.find_link(ipr, bridge)
+        assert br is not None and nl.find_link(ipr, ok.host_ifname).master == br.index
+        if firewall.available():
+            assert firewall.rule_chain(bridge) is not None

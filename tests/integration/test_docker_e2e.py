@@ -162,7 +162,7 @@ def test_ctl_bridge_delete(containers, host_links, ipr):
     busy = run_ctl("bridge-delete", bridge)
     assert busy.returncode != 0 and "still has ports" in busy.stderr
     ctr.remove(force=True)
-    wait_for(lambda: not nl.bridge_ports(ipr, nl.find_link(ipr, bridge).index), 10, what="ports to go")
+    wait_for(lambda: not nl.bridge_port_names(ipr, nl.find_link(ipr, bridge)), 10, what="ports to go")
 
     done = run_ctl("bridge-delete", bridge)
     assert done.returncode == 0, done.stderr

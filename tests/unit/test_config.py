@@ -429,3 +429,20 @@ def test_seconds_are_bounded(name, value):
 @pytest.mark.parametrize("value, expected", [("0", None), ("", None), ("2m", 120.0)])
 def test_up_time_zero_means_no_limit(value, expected):
     assert settings_from_env({"up_time": value}).up_time == expected
+
+
+@pytest.mark.parametrize("value", ["٣", "１"])
+def test_seconds_are_ascii(value):
+    with pytest.raises(ConfigError, match="expected a number of seconds"):
+        settings_from_env({"retry_delay": value})
+
+
+@pytest.mark.parametrize("value, expected", [("", 30.0), ("0.5", 0.5), ("2m", 120.0)])
+def test_housekeeping_interval(value, expected):
+    assert settings_from_env({"PIPEWORKD_HOUSEKEEPING_INTERVAL": value}).housekeeping_interval == expected
+
+
+@pytest.mark.parametrize("value", ["0", "1e-9", "0.05"])
+def test_housekeeping_interval_has_a_floor(value):
+    with pytest.raises(ConfigError, match="at least 0.1 seconds"):
+        settings_from_env({"PIPEWORKD_HOUSEKEEPING_INTERVAL": value})

@@ -488,3 +488,36 @@ def test_supported_specs_pass(command):
 def test_not_supported_is_not_spec_error():
     assert not issubclass(NotSupportedError, SpecError)
     assert NotSupportedError.exit_code != SpecError.exit_code
+
+
+@pytest.mark.parametrize("words", [
+    ["br0", "-i", "eth%d", "web", "10.0.0.2/24"],
+    ["br0", "-l", "pw%d", "web", "10.0.0.2/24"],
+    ["br%d", "web", "10.0.0.2/24"],
+])
+def test_percent_in_names_is_refused(words):
+    """The kernel would expand %d into a number: the name asked for is not the name made."""
+    with pytest.raises(SpecError, match="not a valid interface name"):
+        parse(words)
+
+
+@pytest.mark.parametrize("name", ["veth1pl12345", "vx1pl2", "pwabcdefghijklm"])
+def test_generated_host_names_are_reserved(name):
+    with pytest.raises(SpecError, match="reserved for the names pipeworkd generates"):
+        parse(["br0", "-l", name, "web", "10.0.0.2/24"])
+
+
+@pytest.mark.parametrize("ipspec", ["10.0.0.2/24@10.0.0.0", "10.0.0.2/24@10.0.0.255"])
+def test_gateway_cannot_be_network_or_broadcast(ipspec):
+    with pytest.raises(SpecError, match="network or broadcast address of 10.0.0.0/24"):
+        parse(["br0", "web", ipspec])
+
+
+@pytest.mark.parametrize("ipspec", ["10.0.0.2/0", "10.0.0.2/0.0.0.255", "10.0.0.2/00", "10.0.0.2/0.0.0.0"])
+def test_prefix_zero_and_host_masks_are_refused(ipspec):
+    with pytest.raises(SpecError, match="prefix length must be a number"):
+        parse(["br0", "web", ipspec])
+
+
+def test_dotted_netmask_is_accepted():
+    assert str(parse(["br0", "web", "10.0.0.2/255.255.255.0"]).address) == "10.0.0.2/24"

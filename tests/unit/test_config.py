@@ -47,6 +47,12 @@ def test_parse_run_modes(text, modes):
     assert parse_run_modes(text) == modes
 
 
+def assert_one_line_naming(error: Exception, culprit: str) -> None:
+    message = str(error)
+    assert f"'{culprit}'" in message
+    assert "\n" not in message
+
+
 @pytest.mark.parametrize("text, culprit", [
     ("bogus", "bogus"),
     ("man", "man"),
@@ -59,9 +65,7 @@ def test_parse_run_modes(text, modes):
 def test_parse_run_modes_unknown_word(text, culprit):
     with pytest.raises(ConfigError) as info:
         parse_run_modes(text)
-    message = str(info.value)
-    assert f"'{culprit}'" in message
-    assert "\n" not in message
+    assert_one_line_naming(info.value, culprit)
 
 
 # --- parse_flag --------------------------------------------------------------------------------
@@ -138,9 +142,7 @@ def test_parse_event_filters(value, filters):
 def test_parse_event_filters_errors(value, culprit):
     with pytest.raises(ConfigError) as info:
         parse_event_filters(value)
-    message = str(info.value)
-    assert f"'{culprit}'" in message
-    assert "\n" not in message
+    assert_one_line_naming(info.value, culprit)
 
 
 # --- read_globals and settings_from_env --------------------------------------------------------

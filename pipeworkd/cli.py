@@ -12,6 +12,7 @@ from typing import List, Optional
 from . import __version__, daemon, log
 from .config import settings_from_env
 from .errors import PipeworkError
+from .signals import StopRequests
 
 LOG = logging.getLogger("pipeworkd")
 
@@ -19,11 +20,8 @@ LOG = logging.getLogger("pipeworkd")
 class Shutdown(BaseException):
     """Raised in the main thread by SIGTERM or SIGINT."""
 
-
-def _on_signal(signum, _frame) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    raise Shutdown(signal.Signals(signum).name)
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,10 +53,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         LOG.warning("%s", warning)
     if manual_args and "manual" not in settings.run_modes:
         LOG.warning("pipework arguments on the command line are only used in manual mode: ignored")
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    stop = StopRequests(Shutdown)
+    stop.install()
     try:
-        return daemon.run(settings, manual_args, os.environ)
+        return daemon.run(settings, manual_args, os.environ, stop=stop)
     except PipeworkError as exc:
         LOG.error("%s", exc)
         return exc.exit_code

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 import time
 from typing import List, Optional
@@ -14,10 +13,12 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from . import __version__, firewall, log
 from . import netlink as nl
-from .daemon import prepare, run_attach
+from .attach import Target, attach
+from .daemon import prepare
 from .docker_adapter import DockerAdapter
 from .errors import PipeworkError
 from .locks import LockTimeout, named_lock
+from .signals import StopRequests
 from .spec import USAGE, parse, refuse_unsupported, validate_ifname
 
 LOG = logging.getLogger("pipeworkctl")
@@ -50,7 +51,10 @@ def cmd_attach(words: List[str]) -> int:
     spec = prepare(words)  # bad input is refused before Docker is asked anything
     docker = DockerAdapter()
     try:
-        info, result = run_attach(spec, docker, os.environ.get("PIPEWORKD_PROC") or "/proc")
+        info = docker.running_target(spec.guest)
+        with STOP.critical():  # a SIGTERM now waits for the attach (or its rollback) to finish
+            result = attach(spec, Target(id=info.id, name=info.name, pid=info.pid),
+                            os.environ.get("PIPEWORKD_PROC") or "/proc")
     finally:
         docker.close()
     print(f"{info.name} ({info.short_id}): {result.summary()} in {(time.monotonic() - started) * 1000:.0f} ms")
@@ -69,7 +73,7 @@ def cmd_check(words: List[str]) -> int:
 
 def cmd_bridge_delete(args: argparse.Namespace) -> int:
     name = validate_ifname(args.bridge, "bridge")
-    with named_lock(f"bridge-{name}"), nl.host_iproute() as ipr:
+    with named_lock(f"bridge-{name}"), nl.host_iproute() as ipr:  # the rule goes under the lock too
         bridge = nl.find_link(ipr, name)
         if bridge is not None:
             if bridge.kind != "bridge" or bridge.alias != nl.OWNER_ALIAS:
@@ -83,7 +87,7 @@ def cmd_bridge_delete(args: argparse.Namespace) -> int:
                     print(f"port {port.name} deleted")
             nl.delete_link(ipr, bridge.index)
             print(f"bridge {name} deleted")
-    removed = firewall.remove_bridge_rules(name) if firewall.available() else 0
+        removed = firewall.remove_bridge_rules(name) if firewall.available() else 0
     if bridge is None and not removed:
         raise PipeworkError(f"bridge {name} does not exist")
     if removed:
@@ -92,7 +96,7 @@ def cmd_bridge_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_cleanup(_args: argparse.Namespace) -> int:
-    gone = firewall.remove_rules_of_missing_bridges(nl.host_link_names)
+    gone = firewall.remove_rules_of_missing_bridges(nl.host_link_names, lambda name: named_lock(f"bridge-{name}"))
     print(f"removed firewall rules of {len(gone)} missing bridge(s){': ' + ', '.join(gone) if gone else ''}")
     return 0
 
@@ -109,17 +113,17 @@ def split_argv(argv: List[str]):
 
 
 class Terminated(BaseException):
-    """SIGTERM: raised so that an attach in progress is rolled back."""
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.exit_code = 128 + signum
 
 
-def _on_sigterm(_signum, _frame) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise Terminated()
+STOP = StopRequests(Terminated)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    STOP.install()
     pipework = split_argv(argv)
     args = build_parser().parse_args(pipework[0] + [pipework[1]] if pipework else argv)
     log.setup(debug=args.debug, journal=False, level=logging.WARNING)
@@ -140,10 +144,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return fail(f"netlink: {exc}")
     except LockTimeout as exc:
         return fail(str(exc))
-    except KeyboardInterrupt:
-        return 130
-    except Terminated:
-        return 143
+    except Terminated as exc:
+        return exc.exit_code
     except Exception as exc:  # a bug: still one line, the traceback with --debug
         LOG.debug("traceback", exc_info=True)
         return fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)")

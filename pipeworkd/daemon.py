@@ -12,6 +12,7 @@ import shlex
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import nullcontext
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from docker.errors import DockerException
@@ -28,8 +29,10 @@ from .docker_adapter import ContainerInfo, DockerAdapter
 from .errors import (
     ContainerError, ContainerGone, DockerUnavailable, NotSupportedError, PipeworkError, SpecError,
 )
+from .locks import named_lock
 from .log import fields, shown
 from .notify import notify
+from .signals import StopRequests
 from .spec import AttachSpec, parse, refuse_unsupported
 
 LOG = logging.getLogger(__name__)
@@ -59,6 +62,10 @@ def run_attach(spec: AttachSpec, docker: DockerAdapter, proc_root: str,
                              f"can only attach the container itself")
     result = attach(spec, Target(id=info.id, name=info.name, pid=info.pid), proc_root)
     return info, result
+
+
+def _bridge_lock(name: str):
+    return named_lock(f"bridge-{name}")
 
 
 def _event_time(event: dict) -> float:
@@ -109,7 +116,8 @@ class Daemon:
 
     # --- manual ---
 
-    def run_manual(self, argv: Sequence[str], environ: Mapping[str, str]) -> int:
+    def run_manual(self, argv: Sequence[str], environ: Mapping[str, str],
+                   stop: Optional[StopRequests] = None) -> int:
         commands: List[tuple] = []
         if argv:
             commands.append(("command line", list(argv)))
@@ -123,11 +131,14 @@ class Daemon:
             started = time.monotonic()
             try:
                 spec = prepare(command)
-                info, result = run_attach(spec, self.docker, self.settings.proc_root)
+                with stop.critical() if stop else nullcontext():
+                    info, result = run_attach(spec, self.docker, self.settings.proc_root)
                 self._log_result(info, origin, spec.argv, result, time.monotonic() - started)
             except PipeworkError as exc:
                 LOG.error("manual %s: %s", origin, shown(str(exc)))
                 status = status or exc.exit_code
+            if stop:
+                stop.raise_if_pending()
         return status
 
     # --- batch ---
@@ -301,7 +312,7 @@ class Daemon:
         if not firewall.available():
             return
         try:
-            for name in firewall.remove_rules_of_missing_bridges(nl.host_link_names):
+            for name in firewall.remove_rules_of_missing_bridges(nl.host_link_names, _bridge_lock):
                 LOG.info("bridge %s is gone: its firewall rule was removed", name)
         except Exception as exc:  # the next round tries again
             LOG.warning("housekeeping: %s", " ".join(str(exc).split()) or type(exc).__name__)
@@ -317,7 +328,7 @@ class Daemon:
 
 
 def run(settings: Settings, manual_argv: Sequence[str], environ: Mapping[str, str],
-        docker_factory: Callable[[], DockerAdapter] = DockerAdapter) -> int:
+        docker_factory: Callable[[], DockerAdapter] = DockerAdapter, stop: Optional[StopRequests] = None) -> int:
     """Run the configured modes in order; return the process exit status."""
     if settings.sleep:
         time.sleep(settings.sleep)
@@ -326,7 +337,7 @@ def run(settings: Settings, manual_argv: Sequence[str], environ: Mapping[str, st
     status = 0
     try:
         if "manual" in settings.run_modes:
-            status = daemon.run_manual(manual_argv, environ)
+            status = daemon.run_manual(manual_argv, environ, stop)
         if "batch" in settings.run_modes or "daemon" in settings.run_modes:
             since = time.time()
             daemon.housekeeping()

@@ -14,8 +14,8 @@ import re
 import shlex
 import shutil
 import subprocess
-from contextlib import contextmanager
-from typing import Callable, Iterable, Iterator, List, Optional, Sequence
+from contextlib import contextmanager, nullcontext
+from typing import Callable, ContextManager, Iterable, Iterator, List, Optional, Sequence
 
 from .locks import LockTimeout, named_lock
 
@@ -140,18 +140,26 @@ def _bridge_from_rule(line: str) -> Optional[str]:
     return None
 
 
-def remove_rules_of_missing_bridges(link_names: Callable[[], Iterable[str]]) -> List[str]:
+def remove_rules_of_missing_bridges(link_names: Callable[[], Iterable[str]],
+                                    bridge_lock: Callable[[str], ContextManager] = lambda _name: nullcontext(),
+                                    ) -> List[str]:
     """Remove the rules of bridges that no longer exist; return their names.
 
-    The rules are read before the links are listed, so a bridge created
-    meanwhile, whose rule is not in that reading, cannot lose it.
+    Each removal happens under that bridge's lock, after checking again that
+    the bridge is still missing: an attach holding the lock may be creating
+    it right now, and would count on the rule it found.
     """
-    with _locked():
-        named = [name for name in bridges_with_rules() if PLAIN_NAME.match(name)]
-        if not named:
-            return []
-        present = set(link_names())
-        gone = [name for name in named if name not in present]
-        for name in gone:
-            _remove_unlocked(name)
+    named = [name for name in bridges_with_rules() if PLAIN_NAME.match(name)]
+    if not named:
+        return []
+    missing = set(named) - set(link_names())
+    gone = []
+    for name in named:
+        if name not in missing:
+            continue
+        with bridge_lock(name):
+            if name in set(link_names()):
+                continue
+            if remove_bridge_rules(name):
+                gone.append(name)
     return gone

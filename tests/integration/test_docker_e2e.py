@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -308,3 +309,30 @@ def test_sigterm_stops_promptly_and_drops_queued_work(containers, host_links, st
     assert daemon.stop(timeout=5) == 0
     assert daemon.log().count(" attached: ") == 1
     assert sum(1 for container in made if eth_address(container)) == 1
+
+
+def test_sigterm_during_ctl_attach_lets_it_finish(containers, host_links, ipr):
+    """A SIGTERM the moment the bridge appears: the attach completes (or would roll back), never half."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import python_env
+
+    for round_ in range(3):
+        bridge = host_links.bridge()
+        ctr = containers.run(f"pwt-{token()}-term{round_}")
+        process = subprocess.Popen([sys.executable, "-m", "pipeworkd.ctl", "attach", bridge, ctr.name,
+                                    f"10.209.{round_}.2/24@10.209.{round_}.1"], env=python_env(),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: os.path.exists(f"/sys/class/net/{bridge}") or process.poll() is not None, 30,
+                 interval=0.0005, what="the bridge")
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+
+        assert process.returncode == 0, err
+        assert "attached" in out and err == ""
+        assert eth_address(ctr) == f"10.209.{round_}.2/24"
+        assert nl.bridge_port_names(ipr, nl.find_link(ipr, bridge))
+        if firewall.available():
+            assert firewall.rule_chain(bridge) is not None

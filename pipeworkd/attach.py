@@ -10,7 +10,6 @@ import errno
 import logging
 import os
 import re
-import socket
 from dataclasses import dataclass
 from typing import Optional
 
@@ -257,7 +256,7 @@ class _Attacher:
 
     def _set_default_route(self, index: int) -> None:
         gateway = self.spec.gateway
-        family = socket.AF_INET if gateway.version == 4 else socket.AF_INET6
+        family = nl.family_of(gateway)
         previous = nl.default_routes(self.cns, family)
         if gateway not in self.spec.address.network:
             self.step = f"add on-link route to gateway {gateway}"
@@ -285,13 +284,13 @@ class _Attacher:
 
     def _has_default_via(self, index: int) -> bool:
         gateway = self.spec.gateway
-        family = socket.AF_INET if gateway.version == 4 else socket.AF_INET6
+        family = nl.family_of(gateway)
         return any(route["gateway"] == str(gateway) and route["oif"] == index
                    for route in nl.default_routes(self.cns, family))
 
     def _has_address(self, index: int) -> bool:
         address = self.spec.address
-        family = socket.AF_INET if address.version == 4 else socket.AF_INET6
+        family = nl.family_of(address)
         return (str(address.ip), address.network.prefixlen) in nl.addresses(self.cns, index, family)
 
     # --- results ---

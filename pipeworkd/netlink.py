@@ -334,15 +334,20 @@ def default_routes(ipr, family: int) -> List[dict]:
     return routes
 
 
+def family_of(ip) -> int:
+    """The address family number of an ipaddress address or interface."""
+    return socket.AF_INET if ip.version == 4 else socket.AF_INET6
+
+
 def add_onlink_host_route(ipr, index: int, gateway) -> None:
     """A /32 (or /128) link-scope route, so an off-subnet gateway is reachable."""
-    family = socket.AF_INET if gateway.version == 4 else socket.AF_INET6
+    family = family_of(gateway)
     ipr.route("replace", family=family, dst=str(gateway), dst_len=gateway.max_prefixlen,
               oif=index, scope=RT_SCOPE_LINK)
 
 
 def replace_default_route(ipr, index: int, gateway) -> None:
-    family = socket.AF_INET if gateway.version == 4 else socket.AF_INET6
+    family = family_of(gateway)
     ipr.route("replace", family=family, dst_len=0, gateway=str(gateway), oif=index)
 
 

@@ -18,7 +18,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from . import firewall
 from . import netlink as nl
 from .errors import AttachError, ContainerError, ContainerGone, HostInterfaceError, NotSupportedError
-from .locks import LockTimeout, named_lock
+from .locks import LockTimeout, bridge_lock
 from .names import host_veth_name
 from .spec import AttachSpec, refuse_unsupported
 
@@ -83,7 +83,7 @@ def attach(spec: AttachSpec, target: Target, proc_root: str = "/proc") -> Attach
                     return _Attacher(spec, target, netns, ipr, cns, host_side).run()
                 # One attach at a time per bridge: a rollback can then tell for sure
                 # whether the bridge it made is still unused.
-                with named_lock(f"bridge-{host_side.name}"):
+                with bridge_lock(host_side.name):
                     return _Attacher(spec, target, netns, ipr, cns, resolve_host_side(ipr, spec)).run()
         except NetlinkError as exc:
             raise AttachError(f"container {target.name}: netlink: {_kernel_reason(exc)}") from None

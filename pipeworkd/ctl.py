@@ -17,7 +17,7 @@ from .attach import Target, attach
 from .daemon import prepare
 from .docker_adapter import DockerAdapter
 from .errors import PipeworkError
-from .locks import LockTimeout, named_lock
+from .locks import LockTimeout, bridge_lock
 from .signals import StopRequests
 from .spec import USAGE, parse, refuse_unsupported, validate_ifname
 
@@ -73,7 +73,7 @@ def cmd_check(words: List[str]) -> int:
 
 def cmd_bridge_delete(args: argparse.Namespace) -> int:
     name = validate_ifname(args.bridge, "bridge")
-    with named_lock(f"bridge-{name}"), nl.host_iproute() as ipr:  # the rule goes under the lock too
+    with bridge_lock(name), nl.host_iproute() as ipr:  # the rule goes under the lock too
         bridge = nl.find_link(ipr, name)
         if bridge is not None:
             if bridge.kind != "bridge" or bridge.alias != nl.OWNER_ALIAS:
@@ -96,7 +96,7 @@ def cmd_bridge_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_cleanup(_args: argparse.Namespace) -> int:
-    gone = firewall.remove_rules_of_missing_bridges(nl.host_link_names, lambda name: named_lock(f"bridge-{name}"))
+    gone = firewall.remove_rules_of_missing_bridges(nl.host_link_names)
     print(f"removed firewall rules of {len(gone)} missing bridge(s){': ' + ', '.join(gone) if gone else ''}")
     return 0
 

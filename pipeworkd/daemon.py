@@ -27,9 +27,8 @@ from .clientconfig import (
 from .config import Settings
 from .docker_adapter import ContainerInfo, DockerAdapter
 from .errors import (
-    ContainerError, ContainerGone, DockerUnavailable, NotSupportedError, PipeworkError, SpecError,
+    ContainerError, ContainerGone, DockerUnavailable, NotSupportedError, PipeworkError, SpecError, one_line,
 )
-from .locks import named_lock
 from .log import fields, shown
 from .notify import notify
 from .signals import StopRequests
@@ -64,8 +63,8 @@ def run_attach(spec: AttachSpec, docker: DockerAdapter, proc_root: str,
     return info, result
 
 
-def _bridge_lock(name: str):
-    return named_lock(f"bridge-{name}")
+def _container_fields(info: ContainerInfo) -> dict:
+    return {"container_name": info.name, "container_id": info.short_id, "container_id_full": info.id}
 
 
 def _event_time(event: dict) -> float:
@@ -84,7 +83,7 @@ def matches_filters(info: ContainerInfo, filters: Mapping[str, Sequence[str]]) -
     image, container, labels = filters.get("image"), filters.get("container"), filters.get("label", ())
     if image and not any(value in (info.image, _without_tag(info.image)) for value in image):
         return False
-    if container and not any(_refers_to(value, info) or info.id.startswith(value) for value in container):
+    if container and not any(value == info.name or info.id.startswith(value) for value in container):
         return False
     return all(_has_label(info, value) for value in labels)
 
@@ -176,7 +175,7 @@ class Daemon:
                     return
                 delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
                 failures += 1
-                LOG.warning("Docker events: %s; reconnecting in %s s", " ".join(str(exc).split()), delay)
+                LOG.warning("Docker events: %s; reconnecting in %s s", one_line(exc), delay)
                 self.stopping.wait(delay)
 
     def dispatch(self, event: dict) -> None:
@@ -238,8 +237,7 @@ class Daemon:
         if not key_matches(variables, self.settings.key):
             LOG.warning("container %s (%s): skipped, its pipework_key does not match the key",
                         info.name, info.short_id,
-                        extra=fields(container_name=info.name, container_id=info.short_id,
-                                     pipework_event="skipped"))
+                        extra=fields(**_container_fields(info), pipework_event="skipped"))
             return
         if any(HOST_ROUTE_MARKER in name for name in variables):
             LOG.warning("container %s (%s): pipework_host_route variables are not supported yet and are ignored",
@@ -285,8 +283,7 @@ class Daemon:
         text = shown(shlex.join(argv))
         LOG.info("container %s (%s): %s: %s: %s in %.1f ms", info.name, info.short_id, shown(origin), text,
                  result.summary(), seconds * 1000,
-                 extra=fields(container_name=info.name, container_id=info.short_id,
-                              container_id_full=info.id, pipework_cmd=text, pipework_variable=origin,
+                 extra=fields(**_container_fields(info), pipework_cmd=text, pipework_variable=origin,
                               pipework_event="already-attached" if result.already_attached else "attached",
                               pipework_ifname=result.container_ifname,
                               pipework_host_ifname=result.host_ifname, pipework_link_kind=result.kind,
@@ -300,8 +297,7 @@ class Daemon:
         retry = f"; retrying in {self.settings.retry_delay:g} s" if will_retry else ""
         LOG.error("container %s (%s): %s: %s: failed in %.1f ms: %s%s", info.name, info.short_id,
                   shown(command.variable), text, seconds * 1000, shown(str(exc)), retry,
-                  extra=fields(container_name=info.name, container_id=info.short_id,
-                               container_id_full=info.id, pipework_cmd=text,
+                  extra=fields(**_container_fields(info), pipework_cmd=text,
                                pipework_variable=command.variable, pipework_event="failed",
                                pipework_duration_ms=f"{seconds * 1000:.1f}"))
 
@@ -312,10 +308,10 @@ class Daemon:
         if not firewall.available():
             return
         try:
-            for name in firewall.remove_rules_of_missing_bridges(nl.host_link_names, _bridge_lock):
+            for name in firewall.remove_rules_of_missing_bridges(nl.host_link_names):
                 LOG.info("bridge %s is gone: its firewall rule was removed", name)
         except Exception as exc:  # the next round tries again
-            LOG.warning("housekeeping: %s", " ".join(str(exc).split()) or type(exc).__name__)
+            LOG.warning("housekeeping: %s", one_line(exc))
 
     def start_housekeeping_timer(self) -> threading.Thread:
         def loop() -> None:

@@ -14,7 +14,7 @@ import docker
 from docker.errors import APIError, DockerException, NotFound
 
 from .clientconfig import ContainerFacts
-from .errors import ContainerError, ContainerGone, DockerUnavailable
+from .errors import ContainerError, ContainerGone, DockerUnavailable, one_line
 
 LOG = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class DockerAdapter:
         try:
             client = docker.from_env(version="auto", timeout=int(timeout))
         except DockerException as exc:
-            raise DockerUnavailable(f"cannot reach the Docker engine: {_reason(exc)}") from None
+            raise DockerUnavailable(f"cannot reach the Docker engine: {one_line(exc)}") from None
         self.api = client.api
         self._events_api = None
 
@@ -79,7 +79,7 @@ class DockerAdapter:
         except APIError as exc:
             raise ContainerError(f"container {ref}: {exc.explanation or exc}") from None
         except DockerException as exc:
-            raise DockerUnavailable(f"Docker engine error while inspecting {ref}: {_reason(exc)}") from None
+            raise DockerUnavailable(f"Docker engine error while inspecting {ref}: {one_line(exc)}") from None
 
     def running_target(self, ref: str) -> ContainerInfo:
         info = self.inspect(ref)
@@ -91,7 +91,7 @@ class DockerAdapter:
         try:
             return [entry["Id"] for entry in self.api.containers(filters={"status": "running"})]
         except DockerException as exc:
-            raise DockerUnavailable(f"cannot list containers: {_reason(exc)}") from None
+            raise DockerUnavailable(f"cannot list containers: {one_line(exc)}") from None
 
     def events(self, since: float, until: Optional[float] = None,
                filters: Optional[Dict[str, List[str]]] = None) -> Iterator[dict]:
@@ -111,7 +111,3 @@ class DockerAdapter:
             stream.close()
         except Exception as exc:  # closing a dead stream is fine
             LOG.debug("closing the event stream: %s", exc)
-
-
-def _reason(exc: Exception) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

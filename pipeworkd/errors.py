@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception's text with its white space folded, or its type when it has none."""
+    return " ".join(Exception.__str__(exc).split()) or type(exc).__name__
+
+
 class PipeworkError(Exception):
     """Base class: str(error) is a single line that names the culprit."""
 
     exit_code = 1
 
     def __str__(self) -> str:
-        return " ".join(super().__str__().split())
+        return one_line(self)
 
 
 class SpecError(PipeworkError):

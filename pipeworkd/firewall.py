@@ -14,10 +14,10 @@ import re
 import shlex
 import shutil
 import subprocess
-from contextlib import contextmanager, nullcontext
-from typing import Callable, ContextManager, Iterable, Iterator, List, Optional, Sequence
+from contextlib import contextmanager
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence
 
-from .locks import LockTimeout, named_lock
+from .locks import LockTimeout, bridge_lock, named_lock
 
 LOG = logging.getLogger(__name__)
 
@@ -140,9 +140,7 @@ def _bridge_from_rule(line: str) -> Optional[str]:
     return None
 
 
-def remove_rules_of_missing_bridges(link_names: Callable[[], Iterable[str]],
-                                    bridge_lock: Callable[[str], ContextManager] = lambda _name: nullcontext(),
-                                    ) -> List[str]:
+def remove_rules_of_missing_bridges(link_names: Callable[[], Iterable[str]]) -> List[str]:
     """Remove the rules of bridges that no longer exist; return their names.
 
     Each removal happens under that bridge's lock, after checking again that
@@ -158,7 +156,7 @@ def remove_rules_of_missing_bridges(link_names: Callable[[], Iterable[str]],
         if name not in missing:
             continue
         with bridge_lock(name):
-            if name in set(link_names()):
+            if name in link_names():
                 continue
             if remove_bridge_rules(name):
                 gone.append(name)

@@ -39,6 +39,11 @@ def named_lock(name: str, timeout: float = TIMEOUT) -> Iterator[None]:
         thread_lock.release()
 
 
+def bridge_lock(bridge: str, timeout: float = TIMEOUT):
+    """The lock every change to one bridge (attach, delete, rule cleanup) is made under."""
+    return named_lock(f"bridge-{bridge}", timeout)
+
+
 def _flock(fd: int, name: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:

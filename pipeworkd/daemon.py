@@ -38,6 +38,8 @@ LOG = logging.getLogger(__name__)
 
 RECONNECT_DELAYS = (0.5, 1, 2, 5, 10, 30)
 HOST_ROUTE_MARKER = "pipework_host_route"
+# A housekeeping round is bounded by its lock (30 s) and iptables (20 s a call) timeouts.
+HOUSEKEEPING_JOIN_TIMEOUT = 90.0
 
 
 def prepare(command: Union[str, Sequence[str]]) -> AttachSpec:
@@ -111,6 +113,7 @@ class Daemon:
         self.guard = threading.Lock()
         self.stopping = threading.Event()
         self.stream = None
+        self.housekeeper: Optional[threading.Thread] = None
         self.counts = {"attached": 0, "failed": 0}
 
     # --- manual ---
@@ -203,7 +206,10 @@ class Daemon:
             self.docker.close_events(self.stream)
 
     def close(self) -> None:
+        """Wait for work in progress (never cut a rule change or an attach in half), drop queued work."""
         self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.housekeeper is not None:
+            self.housekeeper.join(HOUSEKEEPING_JOIN_TIMEOUT)
 
     # --- per container ---
 
@@ -313,14 +319,13 @@ class Daemon:
         except Exception as exc:  # the next round tries again
             LOG.warning("housekeeping: %s", one_line(exc))
 
-    def start_housekeeping_timer(self) -> threading.Thread:
+    def start_housekeeping_timer(self) -> None:
         def loop() -> None:
             while not self.stopping.wait(self.settings.housekeeping_interval):
                 self.housekeeping()
 
-        thread = threading.Thread(target=loop, name="housekeeping", daemon=True)
-        thread.start()
-        return thread
+        self.housekeeper = threading.Thread(target=loop, name="housekeeping", daemon=True)
+        self.housekeeper.start()
 
 
 def run(settings: Settings, manual_argv: Sequence[str], environ: Mapping[str, str],

@@ -31,7 +31,7 @@ from .errors import (
 )
 from .log import fields, shown
 from .notify import notify
-from .signals import StopRequests
+from .signals import StopRequests, keep_from_this_thread
 from .spec import AttachSpec, parse, refuse_unsupported
 
 LOG = logging.getLogger(__name__)
@@ -107,7 +107,8 @@ class Daemon:
     def __init__(self, settings: Settings, docker: DockerAdapter) -> None:
         self.settings = settings
         self.docker = docker
-        self.pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="attach")
+        self.pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="attach",
+                                       initializer=keep_from_this_thread)
         self.applied: Dict[str, str] = {}
         self.locks: Dict[str, threading.Lock] = {}
         self.guard = threading.Lock()
@@ -321,6 +322,7 @@ class Daemon:
 
     def start_housekeeping_timer(self) -> None:
         def loop() -> None:
+            keep_from_this_thread()
             while not self.stopping.wait(self.settings.housekeeping_interval):
                 self.housekeeping()
 

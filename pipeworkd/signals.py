@@ -13,6 +13,16 @@ from contextlib import contextmanager
 from typing import Callable, Iterator, Optional
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def keep_from_this_thread() -> None:
+    """Call first in every worker thread: the kernel then delivers stop signals to the
+    main thread, whose blocking read of the event stream they must interrupt (a signal
+    taken by another thread only sets a flag the blocked main thread never looks at)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
 class StopRequests:
     def __init__(self, make_exception: Callable[[int], BaseException]) -> None:
         self.make_exception = make_exception
@@ -21,7 +31,7 @@ class StopRequests:
         self._raised = False  # once stopping, later signals change nothing
 
     def install(self) -> None:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in STOP_SIGNALS:
             signal.signal(signum, self._handle)
 
     def _handle(self, signum: int, _frame) -> None:
